@@ -1,0 +1,45 @@
+"""The pack's model folders, registered with ComfyUI's folder_paths so extra_model_paths.yaml works.
+
+models/stableanimator/        unet.pth, pose_net.pth, face_encoder.pth, glintr100_torch.pth (or .safetensors)
+models/insightface/models/antelopev2/   scrfd_10g_bnkps.onnx, glintr100.onnx (+ the rest of the pack)
+models/dwpose/                yolox_l.onnx, dw-ll_ucoco_384.onnx
+svd_xt.safetensors stays in ComfyUI's own models/checkpoints/.
+"""
+import os
+
+import folder_paths
+
+WEIGHT_EXTENSIONS = {".pth", ".pt", ".safetensors"}
+FOLDERS = {
+    "stableanimator": ("stableanimator", WEIGHT_EXTENSIONS),
+    "insightface": ("insightface", {".onnx"}),
+    "dwpose": ("dwpose", {".onnx"}),
+}
+OFFICIAL_WEIGHTS = "https://huggingface.co/FrancisRing/StableAnimator"
+
+
+def register():
+    """Add our keys, keeping paths a user already set in extra_model_paths.yaml."""
+    for key, (subdir, extensions) in FOLDERS.items():
+        default = os.path.join(folder_paths.models_dir, subdir)
+        paths, exts = folder_paths.folder_names_and_paths.get(key, ([], set()))
+        if default not in paths:
+            paths = [*paths, default]
+        folder_paths.folder_names_and_paths[key] = (paths, set(exts) | extensions)
+
+
+def folder_hint(key: str) -> str:
+    """Where a user should put the files of `key`, for error messages."""
+    paths = folder_paths.get_folder_paths(key)
+    return " or ".join(paths) if paths else os.path.join(folder_paths.models_dir, FOLDERS[key][0])
+
+
+def full_path(key: str, name: str) -> str:
+    """Like folder_paths.get_full_path_or_raise, with a message that says where files go."""
+    path = folder_paths.get_full_path(key, name)
+    if path is None:
+        raise FileNotFoundError(
+            f"'{name}' was not found in the {key} model folder ({folder_hint(key)}). "
+            f"Put the file there (official StableAnimator weights: {OFFICIAL_WEIGHTS}) and press 'r' in ComfyUI to refresh the lists."
+        )
+    return path

@@ -1,0 +1,5 @@
+"""The one exception type the pack raises for problems a user can fix."""
+
+
+class StableAnimatorError(ValueError):
+    """A bad input, file or setting. The message says what is wrong and how to fix it."""
