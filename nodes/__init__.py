@@ -3,11 +3,11 @@ import logging
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import images, model_folders
+from . import conditioning, face, images, model_folders, model_nodes, pose
 
 log = logging.getLogger("StableAnimator")
 
-NODE_MODULES = [images]
+NODE_MODULES = [model_nodes, conditioning, images, pose, face]
 
 
 class StableAnimatorExtension(ComfyExtension):

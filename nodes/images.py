@@ -8,6 +8,15 @@ CATEGORY = "StableAnimator"
 RESIZE_METHODS = ["lanczos (official)", "bicubic", "bilinear", "nearest"]
 
 
+def validate_size(width, height):
+    """validate_inputs answer for a generation size: True, or the message naming the fix."""
+    try:
+        check_size(width, height)
+    except StableAnimatorError as e:
+        return str(e)
+    return True
+
+
 class StableAnimatorResizeImage(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -34,11 +43,7 @@ class StableAnimatorResizeImage(io.ComfyNode):
         # ComfyUI 0.3.75 skips its own range and combo checks for inputs named here, and never checks V3 combos.
         if method not in RESIZE_METHODS:
             return f"method '{method}' is not one of {RESIZE_METHODS}"
-        try:
-            check_size(width, height)
-        except StableAnimatorError as e:
-            return str(e)
-        return True
+        return validate_size(width, height)
 
     @classmethod
     def execute(cls, images, width, height, method) -> io.NodeOutput:

@@ -46,6 +46,8 @@ def comfy_inprocess(comfy_root):
     try:
         from comfy.cli_args import args
         args.cpu = True
+        # PyTorch's SDPA, as ComfyUI uses on GPUs; the CPU default (sub-quadratic) rounds differently.
+        args.use_pytorch_cross_attention = True
         import utils.extra_config  # noqa: F401  must precede `import nodes` (see comfyui_host_notes §1.5)
         import comfy.model_management  # noqa: F401
         import nodes

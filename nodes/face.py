@@ -1,0 +1,207 @@
+"""Face identity nodes: antelopev2 face embeddings, the HJB ArcFace, and identity similarity (CSIM)."""
+import os
+
+import torch
+from comfy_api.latest import io, ui
+
+import folder_paths
+
+from ..stableanimator_core.arcface import OFFICIAL_FILE, load_arcface
+from ..stableanimator_core.errors import StableAnimatorError
+from ..stableanimator_core.face_analysis import (CHANNEL_ORDERS, DET_SIZE, DETECTION_FILE, ON_MISSING, PACK_NAME,
+                                                 RECOGNITION_FILE, FaceAnalyzer, default_providers, find_pack_dir)
+from ..stableanimator_core.similarity import format_values, identity_similarity, plot_similarity
+from . import model_folders
+
+CATEGORY = "StableAnimator/face"
+FaceAnalysisType = io.Custom("STABLEANIMATOR_FACE_ANALYSIS")
+FaceEmbedType = io.Custom("STABLEANIMATOR_FACE_EMBED")
+ArcFaceType = io.Custom("STABLEANIMATOR_ARCFACE")
+PROVIDERS = ["auto", "CPU", "CUDA"]
+ONNX_PREFIX = "insightface/"
+TORCH_PREFIX = "stableanimator/"
+
+
+def _insightface_root() -> str:
+    """The first models/insightface folder holding a complete antelopev2 pack (else the first one, to report)."""
+    roots = folder_paths.get_folder_paths("insightface")
+    for root in roots:
+        try:
+            find_pack_dir(root)
+            return root
+        except StableAnimatorError:
+            continue
+    if not roots:
+        raise StableAnimatorError("no insightface model folder is registered; restart ComfyUI")
+    if len(roots) > 1:
+        try:
+            find_pack_dir(roots[0])
+        except StableAnimatorError as e:
+            raise StableAnimatorError(f"{e} (also looked in: {', '.join(roots[1:])})") from None
+    return roots[0]
+
+
+class StableAnimatorFaceAnalysisLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StableAnimatorFaceAnalysisLoader",
+            display_name="StableAnimator Face Analysis Loader (antelopev2)",
+            category=CATEGORY,
+            description=f"Loads insightface's antelopev2 pack ({DETECTION_FILE} detector + {RECOGNITION_FILE} "
+                        "recognition) from models/insightface/models/antelopev2, as the official scripts do. "
+                        "Nothing is downloaded: a missing file is reported with where to get it.",
+            inputs=[
+                io.Combo.Input("provider", options=PROVIDERS, default="auto",
+                               tooltip="ONNX Runtime device. auto = CUDA when both onnxruntime-gpu and torch see a GPU, "
+                                       "else CPU. The official scripts run these models on the CPU."),
+                io.Int.Input("det_size", default=DET_SIZE, min=160, max=1280, step=32,
+                             tooltip="Detector input size in pixels (square). The official value is 640."),
+            ],
+            outputs=[FaceAnalysisType.Output(display_name="face_analysis",
+                                             tooltip="Face detector + recognizer for StableAnimator Face Embed.")],
+        )
+
+    @classmethod
+    def execute(cls, provider, det_size) -> io.NodeOutput:
+        if provider == "auto":
+            providers = default_providers()
+        elif provider == "CPU":
+            providers = ["CPUExecutionProvider"]
+        else:
+            import onnxruntime
+            if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+                raise StableAnimatorError("provider CUDA was chosen but this onnxruntime has no CUDAExecutionProvider: "
+                                          "install onnxruntime-gpu, or choose auto/CPU")
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return io.NodeOutput(FaceAnalyzer(_insightface_root(), providers=providers, det_size=det_size))
+
+
+class StableAnimatorFaceEmbed(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StableAnimatorFaceEmbed",
+            display_name="StableAnimator Face Embed",
+            category=CATEGORY,
+            description="Detects faces in each image and keeps the largest one's raw 512-d glintr100 embedding "
+                        "(not normalised), its box and 5 landmarks: the identity input of StableAnimator's face "
+                        "encoder, or frames to score with Identity Similarity.",
+            inputs=[
+                FaceAnalysisType.Input("face_analysis", tooltip="From StableAnimator Face Analysis Loader."),
+                io.Image.Input("images", tooltip="The reference photo, or generated frames to score. Grayscale and "
+                                                 "RGBA images are accepted (alpha is ignored)."),
+                io.Combo.Input("channel_order", options=CHANNEL_ORDERS, default=CHANNEL_ORDERS[0],
+                               tooltip="insightface models were trained on BGR images; StableAnimator's training fed "
+                                       "them BGR. The released inference scripts swap the channels by mistake and feed "
+                                       "RGB: choose 'RGB (official inference)' to reproduce their embeddings exactly."),
+                io.Combo.Input("on_missing", options=ON_MISSING, default=ON_MISSING[0],
+                               tooltip="When an image has no detectable face: 'error' stops with a message; "
+                                       "'zero embedding (official)' continues with a zero vector (what the official "
+                                       "scripts end up with) and logs a warning."),
+            ],
+            outputs=[
+                FaceEmbedType.Output(display_name="face_embed",
+                                     tooltip="Per image: embedding (512), box, landmarks and whether a face was found."),
+                io.Mask.Output(display_name="face_mask",
+                               tooltip="Filled rectangle of each image's face box (empty where no face was found); "
+                                       "the official HJB masks are such rectangles."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, face_analysis, images, channel_order, on_missing) -> io.NodeOutput:
+        embed = face_analysis.embed(images, channel_order=channel_order, on_missing=on_missing)
+        return io.NodeOutput(embed, embed.box_mask())
+
+
+def _arcface_options() -> list[str]:
+    torch_files = [TORCH_PREFIX + f for f in folder_paths.get_filename_list("stableanimator")
+                   if any(s in f.lower() for s in ("glint", "arcface", "iresnet"))]
+    onnx_files = [ONNX_PREFIX + f for f in folder_paths.get_filename_list("insightface")
+                  if os.path.basename(f).lower() == RECOGNITION_FILE]
+    defaults = [TORCH_PREFIX + OFFICIAL_FILE, f"{ONNX_PREFIX}models/{PACK_NAME}/{RECOGNITION_FILE}"]
+    return list(dict.fromkeys(torch_files + onnx_files + defaults))
+
+
+class StableAnimatorArcFaceLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        options = _arcface_options()
+        return io.Schema(
+            node_id="StableAnimatorArcFaceLoader",
+            display_name="StableAnimator ArcFace Loader (HJB)",
+            category=CATEGORY,
+            description="Loads the differentiable iresnet100 ArcFace that scores identity in the HJB face "
+                        f"optimisation: the official {OFFICIAL_FILE} from models/stableanimator, or rebuilt from "
+                        f"antelopev2's {RECOGNITION_FILE} (same network, no extra download). Input 112x112 RGB "
+                        "crops in [-1, 1], output raw 512-d features.",
+            inputs=[
+                io.Combo.Input("weights", options=options, default=options[0],
+                               tooltip=f"'{TORCH_PREFIX}...' = a file in models/stableanimator ({OFFICIAL_FILE} or a "
+                                       f".safetensors with the same keys); '{ONNX_PREFIX}...' = {RECOGNITION_FILE} in "
+                                       "models/insightface, converted to torch when loaded."),
+            ],
+            outputs=[ArcFaceType.Output(display_name="arcface",
+                                        tooltip="A ModelPatcher around the torch IResNet, for the HJB sampler.")],
+        )
+
+    @classmethod
+    def execute(cls, weights) -> io.NodeOutput:
+        import comfy.model_management as mm
+        import comfy.model_patcher
+
+        if weights.startswith(ONNX_PREFIX):
+            key, name = "insightface", weights[len(ONNX_PREFIX):]
+        elif weights.startswith(TORCH_PREFIX):
+            key, name = "stableanimator", weights[len(TORCH_PREFIX):]
+        else:
+            raise StableAnimatorError(f"unknown ArcFace weights entry '{weights}'")
+        try:
+            path = model_folders.full_path(key, name)
+        except FileNotFoundError as e:
+            raise StableAnimatorError(str(e)) from None
+        offload = mm.unet_offload_device()
+        # ComfyUI runs nodes under inference_mode; HJB differentiates through this network later.
+        with torch.inference_mode(False):
+            module = load_arcface(path, device=offload)
+        patcher = comfy.model_patcher.ModelPatcher(module, load_device=mm.get_torch_device(), offload_device=offload)
+        return io.NodeOutput(patcher)
+
+
+class StableAnimatorIdentitySimilarity(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StableAnimatorIdentitySimilarity",
+            display_name="StableAnimator Identity Similarity (CSIM)",
+            category=CATEGORY,
+            description="Cosine similarity between the reference face embedding and each frame's face embedding: "
+                        "the paper's CSIM identity metric. Frames without a face are reported as n/a and left out "
+                        "of mean and minimum.",
+            inputs=[
+                FaceEmbedType.Input("reference", tooltip="Face Embed of the reference image (its first image is used)."),
+                FaceEmbedType.Input("frames", tooltip="Face Embed of the generated frames (use on_missing = zero "
+                                                      "embedding so frames without a face do not stop the run)."),
+            ],
+            outputs=[
+                io.Float.Output(display_name="mean", tooltip="Mean CSIM over frames with a face."),
+                io.Float.Output(display_name="minimum", tooltip="Lowest CSIM over frames with a face."),
+                io.String.Output(display_name="per_frame", tooltip="Comma-separated CSIM per frame (n/a = no face)."),
+                io.Image.Output(display_name="plot", tooltip="CSIM per frame as a line plot."),
+            ],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, reference, frames) -> io.NodeOutput:
+        result = identity_similarity(reference, frames)
+        per_frame = format_values(result["values"])
+        plot = torch.from_numpy(plot_similarity(result["values"])).unsqueeze(0)
+        summary = (f"CSIM mean {result['mean']:.4f}, min {result['min']:.4f} over {len(frames) - result['missing']} "
+                   f"of {len(frames)} frames\n{per_frame}")
+        return io.NodeOutput(result["mean"], result["min"], per_frame, plot, ui=ui.PreviewText(summary))
+
+
+NODES = [StableAnimatorFaceAnalysisLoader, StableAnimatorFaceEmbed, StableAnimatorArcFaceLoader,
+         StableAnimatorIdentitySimilarity]

@@ -1,0 +1,89 @@
+"""Loader and Apply nodes for StableAnimator's model."""
+import torch
+
+import folder_paths
+from comfy_api.latest import io
+
+from . import loading
+from .model_folders import full_path
+from .patching import apply_stableanimator
+
+CATEGORY = "StableAnimator"
+ANIMATOR = io.Custom("STABLEANIMATOR_ANIMATOR")
+
+
+def _choices(key: str, hint: str):
+    names = folder_paths.get_filename_list(key)
+    preferred = [n for n in names if hint in n.lower()]
+    return names, (preferred[0] if preferred else (names[0] if names else None))
+
+
+class StableAnimatorModelLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        svd, svd_default = _choices("checkpoints", "svd")
+        files = folder_paths.get_filename_list("stableanimator")
+        return io.Schema(
+            node_id="StableAnimatorModelLoader",
+            display_name="StableAnimator Model Loader",
+            category=f"{CATEGORY}/loaders",
+            description="Loads SVD-xt's CLIP vision and temporal VAE from svd_xt.safetensors and StableAnimator's "
+                        "fine-tuned UNet (unet.pth, which replaces every UNet weight), PoseNet and face encoder from "
+                        "models/stableanimator. .pth files are read with weights_only; .safetensors work too.",
+            inputs=[
+                io.Combo.Input("svd_checkpoint", options=svd, default=svd_default,
+                               tooltip="svd_xt.safetensors in models/checkpoints (SVD-xt single file: CLIP vision + temporal VAE)."),
+                io.Combo.Input("unet", options=files, default=_choices("stableanimator", "unet")[1],
+                               tooltip="StableAnimator's Animation/unet.pth (or a .safetensors conversion) in models/stableanimator."),
+                io.Combo.Input("pose_net", options=files, default=_choices("stableanimator", "pose")[1],
+                               tooltip="Animation/pose_net.pth in models/stableanimator."),
+                io.Combo.Input("face_encoder", options=files, default=_choices("stableanimator", "face_encoder")[1],
+                               tooltip="Animation/face_encoder.pth in models/stableanimator."),
+                io.Combo.Input("dtype", options=list(loading.DTYPES), default="auto",
+                               tooltip="Weight precision. auto picks what ComfyUI prefers on this device "
+                                       "(fp16/bf16 on GPUs, fp32 on the CPU)."),
+            ],
+            outputs=[
+                io.Model.Output(display_name="MODEL", tooltip="ComfyUI's SVD model with StableAnimator's UNet weights; "
+                                                              "connect it to StableAnimator Apply."),
+                io.ClipVision.Output(display_name="CLIP_VISION", tooltip="SVD-xt's CLIP image encoder."),
+                io.Vae.Output(display_name="VAE", tooltip="SVD-xt's temporal VAE."),
+                ANIMATOR.Output(display_name="ANIMATOR", tooltip="PoseNet, face encoder and ID adapter weights."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, svd_checkpoint, unet, pose_net, face_encoder, dtype) -> io.NodeOutput:
+        vae, clip_vision = loading.load_svd_parts(full_path("checkpoints", svd_checkpoint))
+        model, animator = loading.load_animator(full_path("stableanimator", unet), full_path("stableanimator", pose_net),
+                                                full_path("stableanimator", face_encoder), dtype)
+        return io.NodeOutput(model, clip_vision, vae, animator)
+
+
+class StableAnimatorApply(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StableAnimatorApply",
+            display_name="StableAnimator Apply",
+            category=CATEGORY,
+            description="Patches the ID adapter into the 16 spatial cross-attentions and PoseNet's features into the "
+                        "output of conv_in (cond branch only). The face tokens and pose frames come from "
+                        "StableAnimator Conditioning, so one patched MODEL serves any reference.",
+            inputs=[
+                io.Model.Input("model", tooltip="MODEL from the StableAnimator Model Loader."),
+                ANIMATOR.Input("animator", tooltip="ANIMATOR from the StableAnimator Model Loader."),
+                io.Float.Input("id_strength", default=1.0, min=0.0, max=3.0, step=0.05,
+                               tooltip="Scale of the face (ID) branch in every spatial cross-attention. 1.0 is official."),
+                io.Float.Input("pose_strength", default=1.0, min=0.0, max=3.0, step=0.05,
+                               tooltip="Scale of the PoseNet features added after conv_in. 1.0 is official."),
+            ],
+            outputs=[io.Model.Output(display_name="MODEL", tooltip="The patched MODEL, for KSampler or the StableAnimator sampler.")],
+        )
+
+    @classmethod
+    def execute(cls, model, animator, id_strength, pose_strength) -> io.NodeOutput:
+        return io.NodeOutput(apply_stableanimator(model, animator, id_strength, pose_strength))
+
+
+NODES = [StableAnimatorModelLoader, StableAnimatorApply]

@@ -1,0 +1,92 @@
+"""Installing StableAnimator onto a ComfyUI SVD MODEL with ComfyUI's own patch mechanisms.
+
+- ID adapter: each spatial attn2 is replaced (object patch, undone on unpatch) by an IDCrossAttention that
+  keeps the block's projections and adds the adapter's id_to_k/id_to_v. The face tokens arrive inside the
+  cross-attention context (token 0 CLIP, tokens 1.. face), as in the official pipeline; the temporal blocks
+  get the CLIP token only through `time_conditioning`.
+- Pose: a DIFFUSION_MODEL wrapper runs PoseNet on the pose frames carried in the conditioning (`sa_pose`,
+  only where `sa_pose_mask` is 1, i.e. the cond branch) and an input block patch adds the features to the
+  output of conv_in (input block 0), before the first skip connection.
+- PoseNet is an additional model of the patched MODEL, so it is loaded, offloaded and cast with the UNet.
+"""
+import torch
+
+import comfy.patcher_extension
+from comfy.ldm.modules.attention import optimized_attention
+
+from ..stableanimator_core.errors import StableAnimatorError
+from ..stableanimator_core.id_attention import IDCrossAttention
+
+WRAPPER_KEY = "stableanimator"
+POSE_FEATURES = "stableanimator_pose_features"
+
+
+def host_attention(attn_precision):
+    def attention(q, k, v, heads, transformer_options):
+        return optimized_attention(q, k, v, heads, attn_precision=attn_precision, transformer_options=transformer_options)
+    return attention
+
+
+def _linear_like(reference: torch.nn.Module, weight: torch.Tensor) -> torch.nn.Module:
+    """A bias-free Linear of the same ComfyUI ops class as `reference`, holding `weight`."""
+    out_features, in_features = weight.shape
+    layer = type(reference)(in_features, out_features, bias=False, dtype=weight.dtype, device=weight.device)
+    layer.weight = torch.nn.Parameter(weight, requires_grad=False)
+    return layer
+
+
+def install_id_adapter(model, id_adapter: dict, strength: float):
+    for path, weights in id_adapter.items():
+        name = f"diffusion_model.{path}"
+        try:
+            attn2 = model.get_model_object(name)
+        except AttributeError:
+            raise StableAnimatorError(f"the MODEL has no {path}: connect the MODEL of the StableAnimator loader") from None
+        if hasattr(attn2, "id_to_k"):
+            raise StableAnimatorError("StableAnimator is already applied to this MODEL; apply it once")
+        if tuple(weights["id_to_k"].shape) != tuple(attn2.to_k.weight.shape):
+            raise StableAnimatorError(
+                f"ID adapter {path} has shape {tuple(weights['id_to_k'].shape)} but the MODEL's attention has "
+                f"{tuple(attn2.to_k.weight.shape)}: the MODEL and the ANIMATOR come from different checkpoints")
+        patched = IDCrossAttention(attn2, _linear_like(attn2.to_k, weights["id_to_k"]),
+                                   _linear_like(attn2.to_v, weights["id_to_v"]), scale=strength,
+                                   attention=host_attention(getattr(attn2, "attn_precision", None)))
+        model.add_object_patch(name, patched)
+
+
+class PoseInjection:
+    """input_block_patch: adds the pose features after conv_in."""
+
+    def __call__(self, h, transformer_options):
+        features = transformer_options.get(POSE_FEATURES)
+        if features is not None and transformer_options.get("block") == ("input", 0):
+            h = h + features.to(h)
+        return h
+
+
+def pose_wrapper(pose_net_patcher, strength: float):
+    def wrapper(executor, x, timesteps, context, y, control, transformer_options, **kwargs):
+        pose = kwargs.pop("sa_pose", None)
+        mask = kwargs.pop("sa_pose_mask", None)
+        if pose is not None and strength != 0:
+            net = pose_net_patcher.model
+            weight = net.final_proj.weight
+            rows = (mask.flatten() > 0).nonzero().flatten() if mask is not None else torch.arange(pose.shape[0])
+            features = None
+            if len(rows):
+                out = net(pose[rows].to(weight.device, weight.dtype)) * strength
+                features = x.new_zeros((pose.shape[0], *out.shape[1:]), dtype=out.dtype)
+                features[rows] = out
+            transformer_options = {**transformer_options, POSE_FEATURES: features}
+        return executor(x, timesteps, context, y, control, transformer_options, **kwargs)
+    return wrapper
+
+
+def apply_stableanimator(model, animator, id_strength: float = 1.0, pose_strength: float = 1.0):
+    m = model.clone()
+    install_id_adapter(m, animator.id_adapter, id_strength)
+    m.set_model_input_block_patch(PoseInjection())
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY,
+                           pose_wrapper(animator.pose_net, pose_strength))
+    m.set_additional_models(WRAPPER_KEY, [animator.pose_net])
+    return m

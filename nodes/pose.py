@@ -1,0 +1,216 @@
+"""Pose nodes: DWPose loading, keypoint extraction, alignment to the reference, official-style rendering
+and face boxes. Keypoints travel as POSE_KEYPOINT (comfyui_controlnet_aux's OpenPose JSON), so aux's
+nodes and ours connect both ways."""
+import logging
+
+import numpy as np
+import torch
+from comfy_api.latest import io
+
+from ..stableanimator_core.dwpose_detect import choose_providers
+from ..stableanimator_core.dwpose_estimate import DETECTOR_FILE, POSE_FILE, load_dwpose
+from ..stableanimator_core.errors import StableAnimatorError
+from ..stableanimator_core.image_ops import to_rgb
+from ..stableanimator_core.pose_align import align_poses
+from ..stableanimator_core.pose_face_boxes import boxes_to_masks, face_boxes
+from ..stableanimator_core.pose_format import PoseFrame, from_pose_keypoint, to_pose_keypoint
+from ..stableanimator_core.pose_render import render_poses
+from . import model_folders
+
+log = logging.getLogger("StableAnimator")
+
+CATEGORY = "StableAnimator/pose"
+DWPoseModel = io.Custom("STABLEANIMATOR_DWPOSE")
+PoseKeypoint = io.Custom("POSE_KEYPOINT")
+Boxes = io.Custom("STABLEANIMATOR_BOXES")
+DWPOSE_SOURCE = "https://huggingface.co/yzd-v/DWPose (also in the DWPose/ folder of " + model_folders.OFFICIAL_WEIGHTS + ")"
+
+
+def _onnx_files(default: str) -> list[str]:
+    try:
+        import folder_paths
+        files = [f for f in folder_paths.get_filename_list("dwpose") if f.lower().endswith(".onnx")]
+    except Exception:  # the folder is not registered yet
+        files = []
+    # the default stays selectable when it is missing, so running tells the user where it belongs
+    return sorted(set(files) | {default}, key=lambda f: (f != default, f))
+
+
+class StableAnimatorDWPoseLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StableAnimatorDWPoseLoader",
+            display_name="StableAnimator DWPose Loader",
+            category=CATEGORY,
+            description="Loads DWPose's two onnx networks from models/dwpose (never downloads): the YOLOX-L "
+                        "person detector and the 133-keypoint whole-body model the official pipeline uses.",
+            inputs=[
+                io.Combo.Input("detector", options=_onnx_files(DETECTOR_FILE), default=DETECTOR_FILE,
+                               tooltip=f"Person detector in models/dwpose; the official one is {DETECTOR_FILE}."),
+                io.Combo.Input("pose_model", options=_onnx_files(POSE_FILE), default=POSE_FILE,
+                               tooltip=f"Whole-body keypoint model in models/dwpose; the official one is {POSE_FILE}."),
+                io.Combo.Input("device", options=["auto", "cpu"], default="auto",
+                               tooltip="auto: onnxruntime's CUDA provider when it is installed and a CUDA GPU is "
+                                       "present, else the CPU. cpu: always the CPU."),
+            ],
+            outputs=[DWPoseModel.Output(display_name="dwpose", tooltip="The loaded DWPose networks.")],
+        )
+
+    @classmethod
+    def execute(cls, detector, pose_model, device) -> io.NodeOutput:
+        paths = []
+        for name in (detector, pose_model):
+            try:
+                paths.append(model_folders.full_path("dwpose", name))
+            except FileNotFoundError:
+                raise StableAnimatorError(
+                    f"'{name}' is not in the dwpose model folder ({model_folders.folder_hint('dwpose')}). "
+                    f"That folder needs {DETECTOR_FILE} and {POSE_FILE}, from {DWPOSE_SOURCE}; "
+                    "put them there and press 'r' in ComfyUI to refresh the lists.") from None
+        providers = choose_providers(device == "auto" and torch.cuda.is_available())
+        return io.NodeOutput(load_dwpose(paths[0], paths[1], providers))
+
+
+class StableAnimatorPoseExtract(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StableAnimatorPoseExtract",
+            display_name="StableAnimator Pose Extract",
+            category=CATEGORY,
+            description="Finds every person in every frame with DWPose and returns their body, face and hand "
+                        "keypoints in pixels (POSE_KEYPOINT). A frame without a person gets an empty skeleton.",
+            inputs=[
+                DWPoseModel.Input("dwpose", tooltip="From StableAnimator DWPose Loader."),
+                io.Image.Input("images", tooltip="Driving video frames or the reference image; any size, any count."),
+            ],
+            outputs=[PoseKeypoint.Output(display_name="pose_keypoint",
+                                         tooltip="One OpenPose-style dict per frame, compatible with comfyui_controlnet_aux.")],
+        )
+
+    @classmethod
+    def execute(cls, dwpose, images) -> io.NodeOutput:
+        import comfy.model_management
+        import comfy.utils
+
+        rgb = to_rgb(images)
+        frames = (rgb.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+        h, w = frames.shape[1:3]
+        bar = comfy.utils.ProgressBar(len(frames))
+        poses = []
+        for i, frame in enumerate(frames):
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            poses.append(PoseFrame(w, h, dwpose(np.ascontiguousarray(frame), frame_index=i)))
+            bar.update(1)
+        return io.NodeOutput(to_pose_keypoint(poses))
+
+
+class StableAnimatorPoseAlign(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StableAnimatorPoseAlign",
+            display_name="StableAnimator Pose Align",
+            category=CATEGORY,
+            description="Rescales and shifts the driving skeletons onto the reference person's body as the "
+                        "official DWPose/skeleton_extraction.py does: one least-squares fit over all frames of "
+                        "head, shoulder, hip, knee and ankle heights, the same scale in x, mean offset in x. "
+                        "The result lives on the reference's canvas.",
+            inputs=[
+                PoseKeypoint.Input("driving", tooltip="Keypoints of the driving frames (Pose Extract on the video)."),
+                PoseKeypoint.Input("reference", tooltip="Keypoints of the reference image; its first frame and first person are used."),
+                io.Boolean.Input("align", default=True,
+                                 tooltip="Off passes the driving keypoints through unchanged (for poses already "
+                                         "drawn for this reference)."),
+            ],
+            outputs=[PoseKeypoint.Output(display_name="pose_keypoint", tooltip="The aligned driving keypoints.")],
+        )
+
+    @classmethod
+    def execute(cls, driving, reference, align) -> io.NodeOutput:
+        if not align:
+            return io.NodeOutput(driving)
+        drv = from_pose_keypoint(driving)
+        ref = from_pose_keypoint(reference)
+        if not ref:
+            raise StableAnimatorError("the reference POSE_KEYPOINT holds no frame")
+        return io.NodeOutput(to_pose_keypoint(align_poses(drv, ref[0])))
+
+
+class StableAnimatorPoseRender(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StableAnimatorPoseRender",
+            display_name="StableAnimator Pose Render",
+            category=CATEGORY,
+            description="Draws keypoints the way the official training and inference pose images were drawn: "
+                        "on a canvas with a 2160-pixel short side, then downscaled (thin sticks), colours "
+                        "scaled by confidence, body limbs at 60%, hands and face included.",
+            inputs=[
+                PoseKeypoint.Input("pose_keypoint", tooltip="Keypoints to draw (aligned ones for generation)."),
+                io.Int.Input("width", default=512, min=0, max=4096, step=8,
+                             tooltip="Image width in pixels; 0 uses the keypoints' canvas width. Use the generation width (512 or 576)."),
+                io.Int.Input("height", default=512, min=0, max=4096, step=8,
+                             tooltip="Image height in pixels; 0 uses the keypoints' canvas height. Use the generation height (512 or 1024)."),
+                io.Boolean.Input("body", default=True, tooltip="Draw the body skeleton."),
+                io.Boolean.Input("hands", default=True, tooltip="Draw both hands."),
+                io.Boolean.Input("face", default=True, tooltip="Draw the face points."),
+            ],
+            outputs=[io.Image.Output(display_name="images", tooltip="One RGB pose image per frame, black background.")],
+        )
+
+    @classmethod
+    def execute(cls, pose_keypoint, width, height, body, hands, face) -> io.NodeOutput:
+        frames = from_pose_keypoint(pose_keypoint)
+        if not frames:
+            raise StableAnimatorError("the POSE_KEYPOINT input holds no frame")
+        width = width or frames[0].width
+        height = height or frames[0].height
+        out = render_poses(frames, width, height, body=body, hands=hands, face=face)
+        return io.NodeOutput(torch.from_numpy(out).float().div(255))
+
+
+class StableAnimatorFaceBoxes(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StableAnimatorFaceBoxes",
+            display_name="StableAnimator Face Boxes",
+            category=CATEGORY,
+            description="One face rectangle per frame from the face keypoints (all people together), as a "
+                        "mask batch and as boxes, at the generation size. A frame without a face gets the whole "
+                        "frame, as the official mask script does.",
+            inputs=[
+                PoseKeypoint.Input("pose_keypoint", tooltip="Keypoints, usually the aligned driving keypoints."),
+                io.Int.Input("width", default=512, min=0, max=4096, step=8,
+                             tooltip="Mask width in pixels; 0 uses the keypoints' canvas width."),
+                io.Int.Input("height", default=512, min=0, max=4096, step=8,
+                             tooltip="Mask height in pixels; 0 uses the keypoints' canvas height."),
+                io.Float.Input("expand", default=1.2, min=1.0, max=3.0, step=0.05,
+                               tooltip="Grow each box about its centre by this factor (the 68 face points stop at the "
+                                       "eyebrows, so a little growth covers the forehead)."),
+                io.Float.Input("min_score", default=0.3, min=0.0, max=1.0, step=0.05,
+                               tooltip="Face points below this confidence are ignored."),
+            ],
+            outputs=[
+                io.Mask.Output(display_name="masks", tooltip="(frames, height, width), 1 inside each face box."),
+                Boxes.Output(display_name="boxes", tooltip="(frames, 4) float tensor of x0, y0, x1, y1 in pixels."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, pose_keypoint, width, height, expand, min_score) -> io.NodeOutput:
+        frames = from_pose_keypoint(pose_keypoint)
+        if not frames:
+            raise StableAnimatorError("the POSE_KEYPOINT input holds no frame")
+        width = width or frames[0].width
+        height = height or frames[0].height
+        boxes, _ = face_boxes(frames, width, height, expand=expand, min_score=min_score)
+        masks = boxes_to_masks(boxes, width, height)
+        return io.NodeOutput(torch.from_numpy(masks), torch.from_numpy(boxes))
+
+
+NODES = [StableAnimatorDWPoseLoader, StableAnimatorPoseExtract, StableAnimatorPoseAlign,
+         StableAnimatorPoseRender, StableAnimatorFaceBoxes]
