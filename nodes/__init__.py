@@ -3,11 +3,11 @@ import logging
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import conditioning, face, images, model_folders, model_nodes, pose
+from . import conditioning, face, images, model_folders, model_nodes, pose, sampling
 
 log = logging.getLogger("StableAnimator")
 
-NODE_MODULES = [model_nodes, conditioning, images, pose, face]
+NODE_MODULES = [model_nodes, conditioning, sampling, images, pose, face]
 
 
 class StableAnimatorExtension(ComfyExtension):

@@ -1,0 +1,43 @@
+"""Long videos the official way: overlapping windows that all hold frame 0, fused with triangular weights.
+
+Every window is frame 0 plus `window - 1` consecutive frames; windows start every `window - overlap` frames,
+and one more window ends on the last frame if the stride left it out. Each frame's prediction is the
+weighted mean over the windows that hold it, weight min((j+0.5)*2/T, 2-(j+0.5)*2/T) at position j of a
+window of length T (official MimicMotion-style fusion). Unlike the official code, fewer frames than one
+window are allowed: they form a single window.
+"""
+import torch
+
+from .errors import StableAnimatorError
+
+
+def window_indices(frames: int, window: int = 16, overlap: int = 4) -> list[list[int]]:
+    if frames < 1:
+        raise StableAnimatorError("the video has no frames: give at least one pose frame")
+    if window < 2 or not 0 <= overlap < window - 1:
+        raise StableAnimatorError(f"window={window}, overlap={overlap}: need window >= 2 and 0 <= overlap < window - 1")
+    if frames <= window:
+        return [list(range(frames))]
+    stride = window - overlap
+    windows = [[0, *range(start + 1, min(start + window, frames))] for start in range(0, frames - window + 1, stride)]
+    if windows[-1][-1] != frames - 1:
+        windows.append([0, *range(frames - window + 1, frames)])
+    return windows
+
+
+def triangle_weights(length: int) -> torch.Tensor:
+    j = torch.arange(length, dtype=torch.float64) + 0.5
+    return torch.minimum(j * 2 / length, 2 - j * 2 / length)
+
+
+def periodic_noise(noise: torch.Tensor, period: int) -> torch.Tensor:
+    """Repeat the first `period` frames of (F,...) noise over all frames: frame k and k+period start alike."""
+    if noise.shape[0] <= period:
+        return noise
+    reps = -(-noise.shape[0] // period)
+    return noise[:period].repeat(reps, *([1] * (noise.ndim - 1)))[: noise.shape[0]]
+
+
+def cfg_scales(frames: int, cfg_min: float, cfg_max: float) -> torch.Tensor:
+    """Per-frame guidance, linear from the first to the last frame (official min/max_guidance_scale)."""
+    return torch.linspace(cfg_min, cfg_max, frames, dtype=torch.float64)
