@@ -3,11 +3,11 @@ import logging
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import conditioning, face, images, model_folders, model_nodes, pose, sampling
+from . import conditioning, face, hjb, images, model_folders, model_nodes, pose, sampling
 
 log = logging.getLogger("StableAnimator")
 
-NODE_MODULES = [model_nodes, conditioning, sampling, images, pose, face]
+NODE_MODULES = [model_nodes, conditioning, sampling, hjb, images, pose, face]
 
 
 class StableAnimatorExtension(ComfyExtension):
