@@ -99,7 +99,7 @@ class StableAnimatorConditioning(io.ComfyNode):
                 io.Float.Input("augmentation", default=0.02, min=0.0, max=10.0, step=0.01,
                                tooltip="Noise added to the reference before VAE encoding, in [-1,1] pixel units as "
                                        "in the official code (ComfyUI's SVD node uses half that scale). Official: 0.02."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="Seed of the augmentation noise."),
             ],
             outputs=[

@@ -48,8 +48,12 @@ def _patcher(module: torch.nn.Module) -> comfy.model_patcher.ModelPatcher:
 
 def load_svd_parts(path: str):
     """CLIP vision and temporal VAE from svd_xt.safetensors; its UNet is not built (unet.pth replaces it)."""
-    sd = comfy.utils.load_torch_file(path, safe_load=True)
     name = os.path.basename(path)
+    try:
+        sd = comfy.utils.load_torch_file(path, safe_load=True)
+    except Exception as e:  # safetensors and torch raise many types for a damaged file
+        raise StableAnimatorError(f"{name} could not be read; it is truncated or not a checkpoint ({type(e).__name__}: "
+                                  f"{str(e)[:200]}). Download svd_xt.safetensors again into models/checkpoints.") from None
     vae_sd = comfy.utils.state_dict_prefix_replace(sd, {SVD_VAE_PREFIX: ""}, filter_keys=True)
     if "decoder.mid.block_1.mix_factor" not in vae_sd:
         raise StableAnimatorError(f"{name} has no SVD temporal VAE ({SVD_VAE_PREFIX}decoder.mid.block_1.mix_factor missing). "
@@ -69,7 +73,7 @@ def load_unet(path: str, dtype: torch.dtype | None):
     Sizes come from the checkpoint itself, so small checkpoints with the official layout load too."""
     name = os.path.basename(path)
     official = read_state_dict(path)
-    official_eps_norms = resnet_norms_with_official_eps(official)
+    official_eps_norms = resnet_norms_with_official_eps(official, name)
     unet_sd, adapter = split_official_unet(official, name)
     del official
     if not adapter:

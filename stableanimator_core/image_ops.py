@@ -15,6 +15,8 @@ def to_rgb(images: torch.Tensor) -> torch.Tensor:
         images = images.unsqueeze(0)
     if images.ndim != 4:
         raise StableAnimatorError(f"expected an IMAGE batch of shape (frames, height, width, channels), got {tuple(images.shape)}")
+    if images.shape[0] == 0 or images.shape[1] == 0 or images.shape[2] == 0:
+        raise StableAnimatorError(f"the image batch is empty ({tuple(images.shape)}): connect at least one image")
     c = images.shape[-1]
     if c in (1, 2):
         return images[..., :1].expand(*images.shape[:-1], 3).contiguous()

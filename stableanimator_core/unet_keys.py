@@ -18,10 +18,11 @@ TOP_LEVEL = {"conv_in": "input_blocks.0.0", "time_embedding.linear_1": "time_emb
 ADAPTER = re.compile(r"^(.*\.transformer_blocks\.\d+\.attn2)\.processor\.(id_to_[kv])\.weight$")
 
 
-def layers_per_block(keys) -> int:
+def layers_per_block(keys, source: str = "the UNet file") -> int:
     found = {int(m.group(1)) for k in keys if (m := re.match(r"down_blocks\.0\.resnets\.(\d+)\.", k))}
     if not found:
-        raise StableAnimatorError("not a diffusers SVD UNet state dict: no 'down_blocks.0.resnets.*' keys")
+        raise StableAnimatorError(f"{source} is not StableAnimator's Animation/unet.pth (no 'down_blocks.0.resnets.*' "
+                                  "keys): select unet.pth (or its .safetensors conversion) as unet")
     return max(found) + 1
 
 
@@ -75,7 +76,7 @@ def split_official_unet(sd: dict, source: str = "unet.pth"):
     know whether their up level has attentions, so they are resolved after the rest.
     """
     keys = list(sd)
-    layers = layers_per_block(keys)
+    layers = layers_per_block(keys, source)
     up_with_attention = {int(m.group(1)) for k in keys if (m := re.match(r"up_blocks\.(\d+)\.attentions\.", k))}
     unet, adapter, unknown = {}, {}, []
     for key in keys:
@@ -113,14 +114,14 @@ OFFICIAL_RESNET_EPS = 1e-6
 RESNET_NORM = re.compile(r"^(down|up)_blocks\.(\d+)\.resnets\.\d+\.(spatial|temporal)_res_block\.norm[12]\.weight$")
 
 
-def resnet_norms_with_official_eps(official_keys) -> list:
+def resnet_norms_with_official_eps(official_keys, source: str = "the UNet file") -> list:
     """ComfyUI paths of the resnet GroupNorms that the official (diffusers) UNet builds with eps=1e-6.
 
     The SGM layout ComfyUI builds uses 1e-5 everywhere; the diffusers SVD blocks StableAnimator was trained
     and runs with use 1e-6 in every up block and in the down blocks that have attention (the last down block
     and the middle block keep 1e-5)."""
     keys = list(official_keys)
-    layers = layers_per_block(keys)
+    layers = layers_per_block(keys, source)
     down_with_attention = {int(m.group(1)) for k in keys if (m := re.match(r"down_blocks\.(\d+)\.attentions\.", k))}
     paths = []
     for key in keys:

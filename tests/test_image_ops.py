@@ -27,3 +27,8 @@ def test_resizes_stretch_without_crop():
     for out in (resize_lanczos(img, 64, 128), resize_stretch(img, 64, 128)):
         assert out.shape == (1, 128, 64, 3)
         assert out[0, 64, 5, 0] > 0.99 and out[0, 64, 58, 0] < 0.01
+
+
+def test_empty_batches_are_named():
+    with pytest.raises(StableAnimatorError, match="batch is empty"):
+        to_rgb(torch.zeros(0, 3, 0, 0))

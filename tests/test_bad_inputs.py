@@ -1,0 +1,251 @@
+"""A catalogue of bad inputs, each queued on the real host: the problem comes back through ComfyUI's own error
+reporting (a validation error body, or an execution_error in the history) with a message that names the problem
+and the fix, and the server then still runs a good prompt. Grayscale and RGBA images and driving frames without a
+person are not errors: they must work.
+
+Run with -s to see the catalogue: every entry prints the exact message a user sees."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from comfy_host import ComfyHost, PromptError
+from fixtures import e2e_models as e2e
+
+pytestmark = [pytest.mark.host, pytest.mark.filterwarnings("ignore::FutureWarning")]
+SIZE = 64
+SEEDS = iter(range(1000, 100000))
+
+
+@pytest.fixture(scope="module")
+def host(comfy_host, request):
+    e2e.prepare_host(comfy_host, request)
+    inp = comfy_host.input_dir
+    Image.fromarray(e2e.reference_rgb()).save(inp / "bad_ref.png")
+    Image.fromarray(e2e.no_face_rgb()).save(inp / "bad_noface.png")
+    e2e.save_animation(inp / "bad_poses.webp", e2e.skeleton_frames(3))
+    # grayscale files (LoadImage gives gray RGB) and an RGBA reference (alpha joined back in the graph)
+    Image.fromarray(e2e.reference_rgb()).convert("L").save(inp / "bad_ref_gray.png")
+    frames = [Image.fromarray(f).convert("L") for f in e2e.skeleton_frames(3)]
+    frames[0].save(inp / "bad_poses_gray.webp", save_all=True, append_images=frames[1:], lossless=True)
+    rgba = np.dstack([e2e.reference_rgb(), np.full((640, 640), 200, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(inp / "bad_ref_rgba.png")
+    drv = np.stack([e2e.person_frames(1)[0], e2e.empty_frame(), e2e.person_frames(2)[1]])
+    e2e.save_animation(inp / "bad_driving.webp", drv)
+    return comfy_host
+
+
+def base_prompt(ref="bad_ref.png", poses="bad_poses.webp", frames=2, width=SIZE, height=SIZE, **loader):
+    """Reference + pose frames -> loader, face embed, conditioning -> SaveLatent (no sampling: cheap)."""
+    files = {"svd_checkpoint": "svd_xt.safetensors", "unet": "unet.pth", "pose_net": "pose_net.pth",
+             "face_encoder": "face_encoder.pth", **loader}
+    return {
+        "1": {"class_type": "LoadImage", "inputs": {"image": ref}},
+        "2": {"class_type": "LoadImage", "inputs": {"image": poses}},
+        "3": {"class_type": "StableAnimatorModelLoader", "inputs": {**files, "dtype": "auto"}},
+        "4": {"class_type": "StableAnimatorFaceAnalysisLoader", "inputs": {"provider": "CPU", "det_size": 640}},
+        "5": {"class_type": "StableAnimatorFaceEmbed", "inputs": {"face_analysis": ["4", 0], "images": ["1", 0],
+                                                                  "channel_order": "BGR (training)", "on_missing": "error"}},
+        "6": {"class_type": "StableAnimatorConditioning", "inputs": {
+            "clip_vision": ["3", 1], "vae": ["3", 2], "animator": ["3", 3], "face_embed": ["5", 0],
+            "reference": ["1", 0], "pose_images": ["2", 0], "width": width, "height": height, "frames": frames,
+            "fps": 7, "motion_bucket_id": 127, "augmentation": 0.02, "seed": next(SEEDS)}},
+        "7": {"class_type": "SaveLatent", "inputs": {"samples": ["6", 2], "filename_prefix": "bad_inputs/latent"}},
+    }
+
+
+def add_generation(prompt, steps=1, prefix="bad_inputs/video"):
+    """Apply -> StableAnimator Sampler -> Decode -> SaveAnimatedWEBP on top of base_prompt."""
+    prompt.update({
+        "8": {"class_type": "StableAnimatorApply", "inputs": {"model": ["3", 0], "animator": ["3", 3],
+                                                              "id_strength": 1.0, "pose_strength": 1.0}},
+        "9": {"class_type": "StableAnimatorSampler", "inputs": {
+            "model": ["8", 0], "positive": ["6", 0], "negative": ["6", 1], "latent": ["6", 2], "seed": next(SEEDS),
+            "steps": steps, "cfg_min": 1.0, "cfg_max": 2.5, "sampler_name": "euler", "scheduler": "karras",
+            "denoise": 1.0, "window": 16, "overlap": 4}},
+        "10": {"class_type": "StableAnimatorDecode", "inputs": {"vae": ["3", 2], "latent": ["9", 0], "chunk": 4}},
+        "11": {"class_type": "SaveAnimatedWEBP", "inputs": {"images": ["10", 0], "filename_prefix": prefix, "fps": 7.0,
+                                                            "lossless": True, "quality": 90, "method": "default"}},
+    })
+    return prompt
+
+
+def user_message(err: PromptError) -> str:
+    """What ComfyUI shows: the validation errors of each node, or the execution error."""
+    body = err.body
+    if "node_errors" in body:
+        parts = [body.get("error", {}).get("message", "")]
+        for node_id, entry in body["node_errors"].items():
+            for e in entry.get("errors", []):
+                parts.append(f"{entry.get('class_type')} #{node_id}: {e.get('message')}: {e.get('details')}")
+        return "\n".join(p for p in parts if p)
+    return ComfyHost.error_message(body)
+
+
+def expect_error(host, prompt, *fragments, title):
+    with pytest.raises(PromptError) as err:
+        host.run(prompt, timeout=300)
+    message = user_message(err.value)
+    print(f"\n[catalogue] {title}\n    {message}")
+    for fragment in fragments:
+        assert fragment.lower() in message.lower(), f"{fragment!r} not in: {message}"
+    still_serves(host)
+    return message
+
+
+def still_serves(host):
+    outputs = host.run(base_prompt(), timeout=300)
+    assert outputs["7"] is not None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Weight files
+
+def test_missing_weight_not_in_list(host):
+    expect_error(host, base_prompt(unet="unet_missing.pth"), "unet_missing.pth", "stableanimator",
+                 "huggingface.co/FrancisRing/StableAnimator", title="weight name not in the folder list")
+
+
+def test_weight_deleted_after_listing(host):
+    folder = host.models_dir / "stableanimator"
+    shutil.copyfile(folder / "pose_net.pth", folder / "pose_net_gone.pth")
+    assert "pose_net_gone.pth" in host.object_info("StableAnimatorModelLoader")["StableAnimatorModelLoader"]["input"]["required"]["pose_net"][1]["options"] \
+        or "pose_net_gone.pth" in str(host.object_info("StableAnimatorModelLoader"))
+    (folder / "pose_net_gone.pth").unlink()
+    expect_error(host, base_prompt(pose_net="pose_net_gone.pth"), "pose_net_gone.pth", str(folder.name),
+                 title="weight file deleted after the list was loaded")
+
+
+def test_truncated_weight_file(host):
+    folder = host.models_dir / "stableanimator"
+    data = (folder / "face_encoder.pth").read_bytes()
+    (folder / "face_encoder_truncated.pth").write_bytes(data[: len(data) // 2])
+    expect_error(host, base_prompt(face_encoder="face_encoder_truncated.pth"), "face_encoder_truncated.pth",
+                 title="truncated .pth (interrupted download)")
+
+
+def test_truncated_svd_checkpoint(host):
+    folder = host.models_dir / "checkpoints"
+    with open(folder / "svd_xt.safetensors", "rb") as f:
+        head = f.read(8 << 20)
+    (folder / "svd_truncated.safetensors").write_bytes(head)
+    expect_error(host, base_prompt(svd_checkpoint="svd_truncated.safetensors"), "svd_truncated.safetensors",
+                 "Download svd_xt.safetensors again", title="truncated svd_xt.safetensors")
+
+
+def test_wrong_file_for_unet(host):
+    expect_error(host, base_prompt(unet="pose_net.pth"), "pose_net.pth", "select unet.pth",
+                 title="pose_net.pth chosen as the unet")
+
+
+def test_wrong_file_for_pose_net(host):
+    expect_error(host, base_prompt(pose_net="face_encoder.pth"), "face_encoder.pth",
+                 title="face_encoder.pth chosen as the pose_net")
+
+
+class _Payload:
+    """Pickles to a call of os.system: loading it without weights_only would run the command."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+def test_pickle_that_runs_code_is_refused(host, tmp_path):
+    marker = tmp_path / "pwned.txt"
+    evil = host.models_dir / "stableanimator" / "unet_evil.pth"
+    torch.save({"conv_in.weight": torch.zeros(1), "payload": _Payload(f"touch {marker}")}, evil)
+    assert not marker.exists()
+    message = expect_error(host, base_prompt(unet="unet_evil.pth"), "unet_evil.pth",
+                           title=".pth whose pickle would run code")
+    assert not marker.exists(), "loading the checkpoint ran code from its pickle"
+    assert "weights_only" in message or "unsafe" in message.lower() or "not allowed" in message.lower() \
+        or "refus" in message.lower(), message
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Images and sizes
+
+def test_reference_without_face(host):
+    expect_error(host, base_prompt(ref="bad_noface.png"), "no face", title="reference photo without a detectable face")
+
+
+def test_fewer_pose_frames_than_requested(host):
+    expect_error(host, base_prompt(frames=5), "5 frames", "3 pose images", title="fewer pose frames than `frames`")
+
+
+def test_negative_frame_count(host):
+    """Zero frames: `frames` 0 means every pose frame, and no core node yields an empty IMAGE batch (LoadImage
+    gives at least one frame, ImageFromBatch clamps), so the only way to ask for no frames is a value under 0."""
+    expect_error(host, base_prompt(frames=-1), "frames", "-1", title="frames below 0")
+
+
+@pytest.mark.parametrize("width,height", [(100, 64), (64, 96)])
+def test_size_not_multiple_of_64(host, width, height):
+    with pytest.raises(PromptError) as err:
+        host.queue(base_prompt(width=width, height=height))   # refused before anything runs
+    assert err.value.body["error"]["type"] == "prompt_outputs_failed_validation"
+    message = user_message(err.value)
+    print(f"\n[catalogue] size {width}x{height}\n    {message}")
+    assert "multiple of 64" in message
+    still_serves(host)
+
+
+def test_grayscale_images_work(host):
+    prompt = base_prompt(ref="bad_ref_gray.png", poses="bad_poses_gray.webp", frames=3)
+    # the stand-in face detector only sees red, so the identity comes from the colour photo; the grayscale
+    # reference and pose frames go into CLIP, the VAE and PoseNet
+    prompt["12"] = {"class_type": "LoadImage", "inputs": {"image": "bad_ref.png"}}
+    prompt["5"]["inputs"]["images"] = ["12", 0]
+    prompt["13"] = {"class_type": "StableAnimatorFaceEmbed", "inputs": {"face_analysis": ["4", 0], "images": ["1", 0],
+                                                                        "channel_order": "BGR (training)",
+                                                                        "on_missing": "zero embedding (official)"}}
+    prompt["14"] = {"class_type": "MaskToImage", "inputs": {"mask": ["13", 1]}}   # the grayscale photo in Face Embed
+    prompt["15"] = {"class_type": "PreviewImage", "inputs": {"images": ["14", 0]}}
+    outputs = host.run(add_generation(prompt, prefix="bad_inputs/gray"), timeout=600)
+    frames = e2e.webp_frames(host.output_dir / outputs["11"]["images"][0]["subfolder"] / outputs["11"]["images"][0]["filename"])
+    assert len(frames) == 3 and frames[0].shape == (SIZE, SIZE, 3)
+
+
+def test_rgba_images_work(host):
+    prompt = base_prompt(ref="bad_ref_rgba.png", frames=3)
+    prompt["12"] = {"class_type": "JoinImageWithAlpha", "inputs": {"image": ["1", 0], "alpha": ["1", 1]}}
+    prompt["13"] = {"class_type": "JoinImageWithAlpha", "inputs": {"image": ["2", 0], "alpha": ["2", 1]}}
+    prompt["5"]["inputs"]["images"] = ["12", 0]
+    prompt["6"]["inputs"].update(reference=["12", 0], pose_images=["13", 0])
+    prompt["15"] = {"class_type": "StableAnimatorDWPoseLoader", "inputs": {"detector": e2e.DET, "pose_model": e2e.POSE,
+                                                                           "device": "cpu"}}
+    prompt["16"] = {"class_type": "StableAnimatorPoseExtract", "inputs": {"dwpose": ["15", 0], "images": ["12", 0]}}
+    prompt["17"] = {"class_type": "StableAnimatorPoseRender", "inputs": {"pose_keypoint": ["16", 0], "width": SIZE,
+                                                                         "height": SIZE, "body": True, "hands": True,
+                                                                         "face": True}}
+    prompt["18"] = {"class_type": "PreviewImage", "inputs": {"images": ["17", 0]}}
+    outputs = host.run(add_generation(prompt, prefix="bad_inputs/rgba"), timeout=600)
+    frames = e2e.webp_frames(host.output_dir / outputs["11"]["images"][0]["subfolder"] / outputs["11"]["images"][0]["filename"])
+    assert len(frames) == 3 and frames[0].shape == (SIZE, SIZE, 3)
+
+
+def test_driving_frame_without_person_works_with_warning(host):
+    log_start = len(host.log())
+    prompt = base_prompt(frames=0)
+    prompt.update({
+        "12": {"class_type": "LoadImage", "inputs": {"image": "bad_driving.webp"}},
+        "15": {"class_type": "StableAnimatorDWPoseLoader", "inputs": {"detector": e2e.DET, "pose_model": e2e.POSE,
+                                                                      "device": "cpu"}},
+        "16": {"class_type": "StableAnimatorPoseExtract", "inputs": {"dwpose": ["15", 0], "images": ["1", 0]}},
+        "17": {"class_type": "StableAnimatorPoseExtract", "inputs": {"dwpose": ["15", 0], "images": ["12", 0]}},
+        "18": {"class_type": "StableAnimatorPoseAlign", "inputs": {"driving": ["17", 0], "reference": ["16", 0], "align": True}},
+        "19": {"class_type": "StableAnimatorPoseRender", "inputs": {"pose_keypoint": ["18", 0], "width": SIZE, "height": SIZE,
+                                                                    "body": True, "hands": True, "face": True}},
+    })
+    prompt["6"]["inputs"]["pose_images"] = ["19", 0]
+    host.run(prompt, timeout=300)
+    log = host.log()[log_start:]
+    warnings = [line for line in log.splitlines() if "no person" in line]
+    print("\n[catalogue] driving frame without a person (works)\n    " + "\n    ".join(warnings))
+    assert len(warnings) == 1 and "frame 1" in warnings[0], warnings
