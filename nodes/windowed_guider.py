@@ -3,6 +3,8 @@ frames (frame 0 included), predictions fused with triangular weights, then per-f
 import torch
 
 import comfy.model_management as mm
+import comfy.model_patcher
+import comfy.patcher_extension
 import comfy.samplers
 from comfy.conds import CONDConstant
 
@@ -36,6 +38,15 @@ class WindowedCFGGuider(comfy.samplers.CFGGuider):
         self.window, self.overlap = window, overlap
         self.on_window = on_window     # called after every window (progress)
         self.cfg = cfg_max             # what other code reading .cfg sees
+        self.model_options = comfy.model_patcher.create_model_options_clone(model_patcher.model_options)
+        comfy.patcher_extension.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING, "stableanimator_windows",
+                                                     self.window_memory, self.model_options, is_model_options=True)
+
+    def window_memory(self, executor, model, noise_shape, conds, model_options=None):
+        """ComfyUI sizes the memory it frees for a model call on every frame at once; one window is all a
+        call here ever holds, so long videos do not push the UNet into low-VRAM mode."""
+        frames = min(noise_shape[0], self.window)
+        return executor(model, [frames, *noise_shape[1:]], conds, model_options=model_options)
 
     def predict_noise(self, x, timestep, model_options={}, seed=None):
         frames = x.shape[0]

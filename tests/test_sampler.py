@@ -138,3 +138,13 @@ def test_interrupt_stops_within_one_window(pipeline):
     finally:
         mm.interrupt_current_processing(False)
     assert len(calls) == 1   # cond+uncond of one window are one batched call; no further window ran
+
+
+def test_memory_is_reserved_for_one_window(pipeline):
+    sampling, (model, *_rest) = pipeline
+    guider = sampling.WindowedCFGGuider(model, window=6, overlap=2)
+    seen = []
+    guider.window_memory(lambda m, shape, conds, model_options=None: seen.append(shape), model, (64, 4, 8, 8), {})
+    guider.window_memory(lambda m, shape, conds, model_options=None: seen.append(shape), model, (3, 4, 8, 8), {})
+    assert seen == [[6, 4, 8, 8], [3, 4, 8, 8]]
+    assert "stableanimator_windows" not in str(model.model_options)   # the model's own options are untouched
