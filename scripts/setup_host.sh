@@ -30,8 +30,8 @@ hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 if [[ -n ${COMFYUI_PATH:-} ]]; then
   ROOT=$(cd "$COMFYUI_PATH" && pwd)
   [[ -f $ROOT/main.py && -d $ROOT/comfy ]] || { log "COMFYUI_PATH=$ROOT is not a ComfyUI root (no main.py / comfy/)"; exit 2; }
-  PY=${PYTHON:-python3}
-  PY=$(command -v "$PY")
+  PY=$(command -v "${PYTHON:-python3}")
+  PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"   # absolute, but not resolved: a venv's python stays the venv's
   log "using the existing ComfyUI at $ROOT with $PY"
 else
   ROOT=$HOST_DIR/ComfyUI
