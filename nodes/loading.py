@@ -74,7 +74,8 @@ def load_unet(path: str, dtype: torch.dtype | None):
     name = os.path.basename(path)
     official = read_state_dict(path)
     official_eps_norms = resnet_norms_with_official_eps(official, name)
-    unet_sd, adapter = split_official_unet(official, name)
+    official_names = {}
+    unet_sd, adapter = split_official_unet(official, name, official_names)
     del official
     if not adapter:
         raise StableAnimatorError(f"{name} has no ID adapter weights (attn2.processor.id_to_k/v): "
@@ -91,7 +92,7 @@ def load_unet(path: str, dtype: torch.dtype | None):
     model_config.set_inference_dtype(dtype, mm.unet_manual_cast(dtype, load_device, model_config.supported_inference_dtypes))
     model = model_config.get_model(unet_sd, "", device=mm.unet_inital_load_device(params, dtype))
     expected = {k[len("diffusion_model."):]: v.shape for k, v in model.state_dict().items() if k.startswith("diffusion_model.")}
-    check_layout(unet_sd, expected, name)
+    check_layout(unet_sd, expected, name, official_names)
     model.diffusion_model.load_state_dict(unet_sd, strict=True)
     del unet_sd
     for norm in official_eps_norms:   # numerics of the official diffusers blocks, see resnet_norms_with_official_eps

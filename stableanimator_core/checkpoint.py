@@ -42,11 +42,14 @@ def read_state_dict(path: str) -> dict:
     return sd
 
 
-def check_layout(sd: dict, expected: dict, source: str) -> None:
-    """Refuse a state dict whose keys or shapes differ from `expected` ({name: shape})."""
+def check_layout(sd: dict, expected: dict, source: str, names: dict | None = None) -> None:
+    """Refuse a state dict whose keys or shapes differ from `expected` ({name: shape}). `names` maps keys to
+    how the file itself spells them, for the message (missing keys keep the expected name)."""
+    def shown(k):
+        return names.get(k, k) if names else k
     missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    wrong = [f"{k} {tuple(sd[k].shape)} (expected {tuple(expected[k])})"
+    unexpected = [shown(k) for k in sd if k not in expected]
+    wrong = [f"{shown(k)} {tuple(sd[k].shape)} (expected {tuple(expected[k])})"
              for k in expected if k in sd and tuple(sd[k].shape) != tuple(expected[k])]
     problems = []
     if missing:

@@ -68,12 +68,13 @@ def diffusers_to_comfy(key: str, layers: int) -> str:
     raise KeyError(key)
 
 
-def split_official_unet(sd: dict, source: str = "unet.pth"):
+def split_official_unet(sd: dict, source: str = "unet.pth", origin: dict | None = None):
     """Official state dict -> (ComfyUI UNet state dict, adapter dict).
 
     The adapter dict maps the ComfyUI path of each spatial attn2 (e.g.
     'input_blocks.1.1.transformer_blocks.0.attn2') to {'id_to_k': W, 'id_to_v': W}. Upsampler keys need to
-    know whether their up level has attentions, so they are resolved after the rest.
+    know whether their up level has attentions, so they are resolved after the rest. `origin`, when given,
+    is filled with {ComfyUI key: official key}, so that errors can name keys as the file names them.
     """
     keys = list(sd)
     layers = layers_per_block(keys, source)
@@ -94,12 +95,16 @@ def split_official_unet(sd: dict, source: str = "unet.pth"):
         if m := re.match(r"^up_blocks\.(\d+)\.upsamplers\.0\.conv\.(weight|bias)$", key):
             level = int(m.group(1))
             sub = 2 if level in up_with_attention else 1
-            unet[f"output_blocks.{level * (layers + 1) + layers}.{sub}.conv.{m.group(2)}"] = sd[key]
-            continue
-        try:
-            unet[diffusers_to_comfy(key, layers)] = sd[key]
-        except KeyError:
-            unknown.append(key)
+            target = f"output_blocks.{level * (layers + 1) + layers}.{sub}.conv.{m.group(2)}"
+        else:
+            try:
+                target = diffusers_to_comfy(key, layers)
+            except KeyError:
+                unknown.append(key)
+                continue
+        unet[target] = sd[key]
+        if origin is not None:
+            origin[target] = key
     if unknown:
         raise StableAnimatorError(
             f"{source}: {len(unknown)} key(s) are not part of a StableAnimator / SVD UNet, first: {unknown[:5]}. "

@@ -137,3 +137,29 @@ def test_converter_keeps_names_and_casts(tmp_path):
     assert main([str(tmp_path / "pose_net.pth"), str(tmp_path / "pose_net.safetensors"), "--fp16"]) == 0
     out = read_state_dict(str(tmp_path / "pose_net.safetensors"))
     assert set(out) == set(PoseNet().state_dict()) and out["final_proj.weight"].dtype == torch.float16
+
+
+def test_loader_refuses_a_small_unet_with_one_key_renamed_or_reshaped(pack, tmp_path):
+    """Through the pack's loader: a correct small unet.pth loads; a renamed or reshaped key is named."""
+    from importlib import import_module
+    from fixtures.official_weights import adapter_tensors, diffusers_unet
+    loading = import_module(pack.__name__ + ".nodes.loading")
+    PackError = import_module(pack.__name__ + ".stableanimator_core.errors").StableAnimatorError  # the pack's own copy
+    unet = diffusers_unet()
+    sd = {**unet.state_dict(), **adapter_tensors(unet)}
+    torch.save(sd, tmp_path / "unet.pth")
+    model, adapter, _ = loading.load_unet(str(tmp_path / "unet.pth"), torch.float32)
+    assert len(adapter) == 16 and model.model.diffusion_model.input_blocks[0][0].weight.shape[0] == 64
+
+    renamed = dict(sd)
+    renamed["conv_out.weightx"] = renamed.pop("conv_out.weight")
+    torch.save(renamed, tmp_path / "unet_renamed.pth")
+    with pytest.raises(PackError, match=r"unet_renamed.pth.*missing.*'out.2.weight'.*unexpected.*conv_out.weightx"):
+        loading.load_unet(str(tmp_path / "unet_renamed.pth"), torch.float32)
+
+    reshaped = dict(sd)
+    key = "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.weight"
+    reshaped[key] = torch.zeros(128, 64)
+    torch.save(reshaped, tmp_path / "unet_reshaped.pth")
+    with pytest.raises(PackError, match=r"unet_reshaped.pth.*wrong shape.*down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.weight \(128, 64\)"):
+        loading.load_unet(str(tmp_path / "unet_reshaped.pth"), torch.float32)
