@@ -148,3 +148,17 @@ def test_memory_is_reserved_for_one_window(pipeline):
     guider.window_memory(lambda m, shape, conds, model_options=None: seen.append(shape), model, (3, 4, 8, 8), {})
     assert seen == [[6, 4, 8, 8], [3, 4, 8, 8]]
     assert "stableanimator_windows" not in str(model.model_options)   # the model's own options are untouched
+
+
+def test_guider_and_sampler_nodes_give_the_sampler_result(pipeline):
+    """GUIDER + SAMPLER (for SamplerCustomAdvanced) with the same noise and sigmas equal the KSampler-style node."""
+    import comfy.sample
+    sampling, (model, positive, negative, latent, _) = pipeline
+    with torch.inference_mode():
+        expected = sampling.run_sampler(model, positive, negative, latent, SEED, STEPS, CFG_MIN, CFG_MAX, "euler",
+                                        "karras", 1.0, WINDOW, OVERLAP)["samples"]
+        guider = sampling.StableAnimatorGuider.execute(model, positive, negative, CFG_MIN, CFG_MAX, WINDOW, OVERLAP).result[0]
+        sampler = sampling.StableAnimatorEulerSampler.execute().result[0]
+        noise = periodic_noise(comfy.sample.prepare_noise(latent["samples"], SEED), WINDOW)
+        got = guider.sample(noise, latent["samples"], sampler, sampling.sigmas_for(model, "karras", STEPS, 1.0), seed=SEED)
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
