@@ -34,18 +34,9 @@ def write(folder: Path):
 
 
 def load(folder: Path, dtype: str):
-    from comfy_host import read_host_env
-    root = read_host_env()[1]
-    sys.path[:0] = [root]
-    sys.argv = [sys.argv[0]]
-    from comfy.cli_args import args
-    args.cpu = True
-    import utils.extra_config  # noqa: F401
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("sa_pack", REPO / "__init__.py", submodule_search_locations=[str(REPO)])
-    pack = importlib.util.module_from_spec(spec)
-    sys.modules["sa_pack"] = pack
-    spec.loader.exec_module(pack)
+    from comfy_host import import_comfy, import_pack
+    import_comfy(cpu=True)
+    import_pack("sa_pack")
     from sa_pack.nodes import loading
     t0 = time.perf_counter()
     model, animator = loading.load_animator(str(folder / "unet.pth"), str(folder / "pose_net.pth"),

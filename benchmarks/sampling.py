@@ -31,22 +31,10 @@ FULL = dict(unet=None, size=[(512, 512), (576, 1024)], frames=[16, 64], steps=25
 
 
 def import_pack(sdpa=False):
-    from comfy_host import read_host_env
-    sys.path.insert(0, read_host_env()[1])
-    argv, sys.argv = sys.argv, [sys.argv[0]]
-    from comfy.cli_args import args
     import torch
-    args.cpu = not torch.cuda.is_available()
-    args.use_pytorch_cross_attention = sdpa or args.use_pytorch_cross_attention   # chosen when comfy's attention imports
-    import utils.extra_config  # noqa: F401  (before `nodes`, see comfyui_host_notes §1.5)
-    import nodes  # noqa: F401
-    sys.argv = argv
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("sa_pack", REPO / "__init__.py", submodule_search_locations=[str(REPO)])
-    pack = importlib.util.module_from_spec(spec)
-    sys.modules["sa_pack"] = pack
-    spec.loader.exec_module(pack)
-    return pack
+    from comfy_host import import_comfy, import_pack as load_pack
+    import_comfy(cpu=not torch.cuda.is_available(), sdpa=sdpa)
+    return load_pack("sa_pack")
 
 
 def weights(folder: Path, full: bool):
@@ -72,7 +60,6 @@ def make_vae(kind):
 
 
 def make_arcface(kind, device):
-    import torch
     if kind == "tiny":
         import test_hjb
         return test_hjb._centred_arcface().to(device)

@@ -9,7 +9,8 @@ import folder_paths
 from ..stableanimator_core.arcface import OFFICIAL_FILE, load_arcface
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.face_analysis import (CHANNEL_ORDERS, DET_SIZE, DETECTION_FILE, ON_MISSING, PACK_NAME,
-                                                 RECOGNITION_FILE, FaceAnalyzer, default_providers, find_pack_dir)
+                                                 RECOGNITION_FILE, FaceAnalyzer, find_pack_dir)
+from ..stableanimator_core.onnx_providers import default_providers
 from ..stableanimator_core.similarity import format_values, identity_similarity, plot_similarity
 from . import model_folders
 

@@ -1,5 +1,4 @@
 """Loader and Apply nodes for StableAnimator's model."""
-import torch
 
 import folder_paths
 from comfy_api.latest import io

@@ -7,10 +7,10 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ..stableanimator_core.dwpose_detect import choose_providers
 from ..stableanimator_core.dwpose_estimate import DETECTOR_FILE, POSE_FILE, load_dwpose
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.image_ops import to_rgb
+from ..stableanimator_core.onnx_providers import default_providers
 from ..stableanimator_core.pose_align import align_poses
 from ..stableanimator_core.pose_face_boxes import boxes_to_masks, face_boxes
 from ..stableanimator_core.pose_format import PoseFrame, from_pose_keypoint, to_pose_keypoint
@@ -68,7 +68,7 @@ class StableAnimatorDWPoseLoader(io.ComfyNode):
                     f"'{name}' is not in the dwpose model folder ({model_folders.folder_hint('dwpose')}). "
                     f"That folder needs {DETECTOR_FILE} and {POSE_FILE}, from {DWPOSE_SOURCE}; "
                     "put them there and press 'r' in ComfyUI to refresh the lists.") from None
-        providers = choose_providers(device == "auto" and torch.cuda.is_available())
+        providers = default_providers() if device == "auto" else default_providers(cuda_available=False)
         return io.NodeOutput(load_dwpose(paths[0], paths[1], providers))
 
 

@@ -45,6 +45,49 @@ def read_host_env() -> tuple[str, str]:
     return values["SA_HOST_PYTHON"], values["SA_COMFYUI_PATH"]
 
 
+def import_comfy(cpu: bool = True, sdpa: bool = False) -> str:
+    """Make the host's ComfyUI importable in this process (for in-process tests, benchmarks, weight writers);
+    returns its root. Its root goes first on sys.path so that `nodes` is ComfyUI's; ComfyUI's own argument
+    parser must not see our argv; `utils.extra_config` must be imported before `nodes` (nodes.py puts comfy/
+    on sys.path, where comfy/utils.py would shadow the utils package). `sdpa` picks PyTorch's attention, which
+    only works before ComfyUI's attention module is first imported."""
+    root = read_host_env()[1]
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    saved_argv = sys.argv
+    sys.argv = [sys.argv[0]]
+    try:
+        from comfy.cli_args import args
+        args.cpu = cpu
+        args.use_pytorch_cross_attention = sdpa or args.use_pytorch_cross_attention
+        import utils.extra_config  # noqa: F401
+        import comfy.model_management  # noqa: F401
+        import nodes  # noqa: F401
+    finally:
+        sys.argv = saved_argv
+    return root
+
+
+def import_pack(name: str = "ComfyUI_StableAnimator"):
+    """This pack as ComfyUI loads it (a package named after its folder, relative imports); import_comfy first."""
+    import importlib.util
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def ui_to_api(ui: dict, object_info: dict) -> dict:
+    """A workflow as ComfyUI's "Save" writes it -> the API format /prompt takes, as the frontend converts it
+    (comfyui-autograph with the live /object_info)."""
+    from autograph import Flow, NodeInfo
+    api = json.loads(Flow(ui, node_info=NodeInfo(object_info)).convert().to_json())
+    return {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in api.items()}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

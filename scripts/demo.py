@@ -9,14 +9,12 @@ Run through scripts/demo.sh, which sets the host up first.
 import argparse
 import json
 import math
-import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
-from comfy_host import REPO, ComfyHost, read_host_env
+from comfy_host import REPO, ComfyHost, import_comfy, read_host_env, ui_to_api
 
 WORKFLOW = REPO / "workflows" / "stableanimator_driving_video.json"
 REAL_FILES = {
@@ -44,16 +42,7 @@ def random_models(target: Path) -> Path:
     sys.path[:0] = [str(REPO), str(REPO / "tests")]
     from fixtures import e2e_models
 
-    def comfy_ready():
-        sys.path.insert(0, read_host_env()[1])
-        argv, sys.argv[:] = list(sys.argv), [sys.argv[0]]
-        from comfy.cli_args import args
-        args.cpu = True
-        import utils.extra_config  # noqa: F401
-        import comfy.model_management  # noqa: F401
-        sys.argv[:] = argv
-
-    cache = e2e_models.build_cache(REPO / ".host" / "test_cache", comfy_ready)
+    cache = e2e_models.build_cache(REPO / ".host" / "test_cache", import_comfy)
     e2e_models.install(cache, target)
     return target
 
@@ -70,12 +59,6 @@ def driving_frames(reference: Image.Image, count: int) -> list:
                                                            0, 1 / zoom, -dy + h * (1 - 1 / zoom) / 2), resample=Image.BICUBIC)
         frames.append(frame)
     return frames
-
-
-def to_api(ui: dict, object_info: dict) -> dict:
-    from autograph import Flow, NodeInfo
-    api = json.loads(Flow(ui, node_info=NodeInfo(object_info)).convert().to_json())
-    return {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in api.items()}
 
 
 def node(api, class_type, nth=0):
@@ -136,7 +119,7 @@ def main() -> int:
         reference.save(host.input_dir / "demo_reference.png")
         sequence = driving_frames(reference, frames)
         sequence[0].save(host.input_dir / "demo_driving.webp", save_all=True, append_images=sequence[1:], lossless=True, duration=125)
-        prompt = build_prompt(to_api(json.loads(WORKFLOW.read_text()), host.object_info()), names, size, frames, steps, random)
+        prompt = build_prompt(ui_to_api(json.loads(WORKFLOW.read_text()), host.object_info()), names, size, frames, steps, random)
         print(f"[demo] running {WORKFLOW.name}: {frames} frames at {size}x{size}, {steps} steps", flush=True)
         outputs = host.run(prompt, timeout=3600)
     files = [out / img["subfolder"] / img["filename"] for o in outputs.values() for img in o.get("images", [])

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .errors import StableAnimatorError
-from .checkpoint import read_state_dict
+from .checkpoint import layout_differences, read_state_dict
 
 INPUT_SIZE = 112
 BN_EPS = 1e-5
@@ -147,10 +147,8 @@ def _key_report(path, missing=(), unexpected=(), shapes=()) -> str:
 
 def load_state_dict_strict(model: IResNet, sd: dict[str, torch.Tensor], path: str = "<state dict>") -> IResNet:
     want = expected_keys(model.config)
-    missing = [k for k in want if k not in sd]
-    unexpected = [k for k in sd if k not in want]
-    shapes = [f"{k} {list(sd[k].shape)} (expected {list(s)})" for k, s in want.items()
-              if k in sd and tuple(sd[k].shape) != s]
+    missing, unexpected, wrong = layout_differences(sd, want)
+    shapes = [f"{k} {list(sd[k].shape)} (expected {list(want[k])})" for k in wrong]
     if missing or unexpected or shapes:
         raise StableAnimatorError(_key_report(path, missing, unexpected, shapes))
     model.load_state_dict(sd, strict=True)

@@ -42,15 +42,22 @@ def read_state_dict(path: str) -> dict:
     return sd
 
 
+def layout_differences(sd: dict, expected: dict) -> tuple[list, list, list]:
+    """(missing keys, unexpected keys, keys whose shape differs) of `sd` against `expected` ({name: shape})."""
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    wrong = [k for k in expected if k in sd and tuple(sd[k].shape) != tuple(expected[k])]
+    return missing, unexpected, wrong
+
+
 def check_layout(sd: dict, expected: dict, source: str, names: dict | None = None) -> None:
     """Refuse a state dict whose keys or shapes differ from `expected` ({name: shape}). `names` maps keys to
     how the file itself spells them, for the message (missing keys keep the expected name)."""
     def shown(k):
         return names.get(k, k) if names else k
-    missing = [k for k in expected if k not in sd]
-    unexpected = [shown(k) for k in sd if k not in expected]
-    wrong = [f"{shown(k)} {tuple(sd[k].shape)} (expected {tuple(expected[k])})"
-             for k in expected if k in sd and tuple(sd[k].shape) != tuple(expected[k])]
+    missing, unexpected, wrong = layout_differences(sd, expected)
+    unexpected = [shown(k) for k in unexpected]
+    wrong = [f"{shown(k)} {tuple(sd[k].shape)} (expected {tuple(expected[k])})" for k in wrong]
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing key(s), first: {missing[:SHOW]}")

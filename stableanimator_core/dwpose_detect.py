@@ -25,15 +25,6 @@ SCORE_THR = 0.1
 PERSON_THR = 0.3
 
 
-def choose_providers(cuda_available: bool) -> list[str]:
-    """CUDA when onnxruntime lists it and the caller says a CUDA device is usable, else the CPU."""
-    import onnxruntime as ort
-
-    if cuda_available and "CUDAExecutionProvider" in ort.get_available_providers():
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
-
-
 def open_session(path: str, providers: list[str]):
     import onnxruntime as ort
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .errors import StableAnimatorError
+from .onnx_providers import default_providers
 from .image_ops import to_rgb
 
 log = logging.getLogger("StableAnimator")
@@ -61,16 +62,6 @@ class FaceEmbedding:
                 xb, yb = min(w, int(np.ceil(x1))), min(h, int(np.ceil(y1)))
                 masks[i, ya:yb, xa:xb] = 1.0
         return masks
-
-
-def default_providers(cuda_available: bool | None = None) -> list[str]:
-    """CUDA when both onnxruntime and torch can use it, else CPU."""
-    import onnxruntime
-    if cuda_available is None:
-        cuda_available = torch.cuda.is_available()
-    if cuda_available and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
 
 
 def find_pack_dir(root: str, pack: str = PACK_NAME) -> str:

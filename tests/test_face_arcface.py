@@ -93,15 +93,12 @@ def test_torch_from_onnx_matches_onnxruntime(tmp_path, fold_bn):
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
-def test_torch_export_of_iresnet_loads_if_exporter_available(tmp_path):
+def test_torch_export_of_iresnet_loads(tmp_path):
     """The same check on a file written by torch.onnx.export (the tool that produced glintr100.onnx)."""
     model = tiny_iresnet(seed=7)
     path = tmp_path / "exported.onnx"
-    try:
-        torch.onnx.export(model, (torch.zeros(1, 3, 112, 112),), str(path), input_names=["input.1"],
-                          opset_version=13, do_constant_folding=True, dynamo=False)
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"legacy torch.onnx exporter unavailable: {e}")
+    torch.onnx.export(model, (torch.zeros(1, 3, 112, 112),), str(path), input_names=["input.1"],
+                      opset_version=13, do_constant_folding=True, dynamo=False)   # the pinned torch has it
     rebuilt = from_onnx(str(path))
     x = torch.rand(2, 3, 112, 112) * 2 - 1
     want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input.1": x[:1].numpy()})[0]

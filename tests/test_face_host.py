@@ -1,6 +1,5 @@
 """The face nodes in the real ComfyUI host: LoadImage -> Face Analysis Loader -> Face Embed -> Identity
 Similarity, on antelopev2 stand-ins placed in the host's models/insightface/models/antelopev2."""
-import numpy as np
 import pytest
 from PIL import Image
 

@@ -67,7 +67,6 @@ def test_hjb_outside_its_steps_changes_nothing(parts):
 
 
 def test_hjb_needs_euler_and_a_mask_per_frame(parts):
-    from stableanimator_core.errors import StableAnimatorError
     sampling, (model, positive, negative, latent, _), make_hjb = parts
     with pytest.raises(Exception, match="sampler_name to euler"):
         sampling.run_sampler(model, positive, negative, latent, 0, 2, 3.0, 3.0, "heun", "karras", 1.0, 16, 4, hjb=make_hjb())

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from comfy_host import ui_to_api as to_api
 from fixtures import e2e_models as e2e
 
 pytestmark = [pytest.mark.host, pytest.mark.filterwarnings("ignore::FutureWarning")]
@@ -40,11 +41,6 @@ def load(path):
     return json.loads(Path(path).read_text())
 
 
-def to_api(ui: dict, object_info: dict) -> dict:
-    from autograph import Flow, NodeInfo
-    api = Flow(ui, node_info=NodeInfo(object_info)).convert()
-    plain = json.loads(api.to_json())
-    return {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in plain.items()}
 
 
 # -------------------------------------------------------------------------------------------------------------
