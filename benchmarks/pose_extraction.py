@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from fixtures.pose_models import flops_detector, flops_pose  # noqa: E402
-from stableanimator_core.dwpose_detect import letterbox  # noqa: E402
-from stableanimator_core.dwpose_estimate import WholeBodyEstimator  # noqa: E402
+from stableanimator_core.pose.dwpose_detect import letterbox  # noqa: E402
+from stableanimator_core.pose.dwpose_estimate import WholeBodyEstimator  # noqa: E402
 
 
 def best_of(fn, runs=3):

@@ -63,7 +63,7 @@ def make_arcface(kind, device):
     if kind == "tiny":
         import test_hjb
         return test_hjb._centred_arcface().to(device)
-    from stableanimator_core.arcface import IResNet, IResNetConfig
+    from stableanimator_core.face.arcface import IResNet, IResNetConfig
     return IResNet(IResNetConfig()).eval().requires_grad_(False).to(device)
 
 
@@ -97,7 +97,7 @@ def run_ours(pack, folder, frames, width, height, steps, hjb_steps, cfg, dtype, 
     from fixtures.official_reference import FakeClipVision, FakeFaceEmbed, FakeVAE
     loading, patching = import_module("sa_pack.nodes.loading"), import_module("sa_pack.nodes.patching")
     conditioning, sampling = import_module("sa_pack.nodes.conditioning"), import_module("sa_pack.nodes.sampling")
-    hjb_nodes, hjb_core = import_module("sa_pack.nodes.hjb"), import_module("sa_pack.stableanimator_core.hjb")
+    hjb_nodes, hjb_core = import_module("sa_pack.nodes.hjb"), import_module("sa_pack.stableanimator_core.sampling.hjb")
     model, animator = loading.load_animator(str(folder / "unet.pth"), str(folder / "pose_net.pth"), str(folder / "face_encoder.pth"), dtype)
     model = patching.apply_stableanimator(model, animator)
     g = torch.Generator().manual_seed(0)
@@ -131,9 +131,9 @@ def run_baseline(pack, folder, frames, width, height, steps, hjb_steps, cfg, dty
     from fixtures.official_reference import official_reference, reference_v, x0_from_v
     from fixtures import official_weights as ow
     from stableanimator_core.checkpoint import read_state_dict
-    from stableanimator_core.windows import window_indices
+    from stableanimator_core.sampling.windows import window_indices
     from importlib import import_module
-    hjb_core = import_module("sa_pack.stableanimator_core.hjb")
+    hjb_core = import_module("sa_pack.stableanimator_core.sampling.hjb")
     torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
     sd = read_state_dict(str(folder / "unet.pth"))
     config = ow.TINY_UNET if cfg["unet"] is not None else {}

@@ -7,12 +7,11 @@ from comfy_api.latest import io
 
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.image_ops import check_size, resize_lanczos, resize_stretch, to_rgb
-from ..stableanimator_core.reference_prep import clip_input, noised_vae_input, pose_tensor
+from ..stableanimator_core.model.reference_prep import clip_input, noised_vae_input, pose_tensor
 from .images import validate_size
-from .model_nodes import ANIMATOR
+from .socket_types import ANIMATOR, FACE_EMBED
 
 CATEGORY = "StableAnimator"
-FACE_EMBED = io.Custom("STABLEANIMATOR_FACE_EMBED")
 
 
 def face_tokens(animator, id_embedding: torch.Tensor, clip_embed: torch.Tensor) -> torch.Tensor:

@@ -6,18 +6,16 @@ from comfy_api.latest import io, ui
 
 import folder_paths
 
-from ..stableanimator_core.arcface import OFFICIAL_FILE, load_arcface
+from ..stableanimator_core.face.arcface import OFFICIAL_FILE, load_arcface
 from ..stableanimator_core.errors import StableAnimatorError
-from ..stableanimator_core.face_analysis import (CHANNEL_ORDERS, DET_SIZE, DETECTION_FILE, ON_MISSING, PACK_NAME,
+from ..stableanimator_core.face.face_analysis import (CHANNEL_ORDERS, DET_SIZE, DETECTION_FILE, ON_MISSING, PACK_NAME,
                                                  RECOGNITION_FILE, FaceAnalyzer, find_pack_dir)
 from ..stableanimator_core.onnx_providers import default_providers
-from ..stableanimator_core.similarity import format_values, identity_similarity, plot_similarity
+from ..stableanimator_core.face.similarity import format_values, identity_similarity, plot_similarity
 from . import model_folders
+from .socket_types import ARCFACE, FACE_ANALYSIS, FACE_EMBED
 
 CATEGORY = "StableAnimator/face"
-FaceAnalysisType = io.Custom("STABLEANIMATOR_FACE_ANALYSIS")
-FaceEmbedType = io.Custom("STABLEANIMATOR_FACE_EMBED")
-ArcFaceType = io.Custom("STABLEANIMATOR_ARCFACE")
 PROVIDERS = ["auto", "CPU", "CUDA"]
 ONNX_PREFIX = "insightface/"
 TORCH_PREFIX = "stableanimator/"
@@ -59,7 +57,7 @@ class StableAnimatorFaceAnalysisLoader(io.ComfyNode):
                 io.Int.Input("det_size", default=DET_SIZE, min=160, max=1280, step=32,
                              tooltip="Detector input size in pixels (square). The official value is 640."),
             ],
-            outputs=[FaceAnalysisType.Output(display_name="face_analysis",
+            outputs=[FACE_ANALYSIS.Output(display_name="face_analysis",
                                              tooltip="Face detector + recognizer for StableAnimator Face Embed.")],
         )
 
@@ -89,7 +87,7 @@ class StableAnimatorFaceEmbed(io.ComfyNode):
                         "(not normalised), its box and 5 landmarks: the identity input of StableAnimator's face "
                         "encoder, or frames to score with Identity Similarity.",
             inputs=[
-                FaceAnalysisType.Input("face_analysis", tooltip="From StableAnimator Face Analysis Loader."),
+                FACE_ANALYSIS.Input("face_analysis", tooltip="From StableAnimator Face Analysis Loader."),
                 io.Image.Input("images", tooltip="The reference photo, or generated frames to score. Grayscale and "
                                                  "RGBA images are accepted (alpha is ignored)."),
                 io.Combo.Input("channel_order", options=CHANNEL_ORDERS, default=CHANNEL_ORDERS[0],
@@ -102,7 +100,7 @@ class StableAnimatorFaceEmbed(io.ComfyNode):
                                        "scripts end up with) and logs a warning."),
             ],
             outputs=[
-                FaceEmbedType.Output(display_name="face_embed",
+                FACE_EMBED.Output(display_name="face_embed",
                                      tooltip="Per image: embedding (512), box, landmarks and whether a face was found."),
                 io.Mask.Output(display_name="face_mask",
                                tooltip="Filled rectangle of each image's face box (empty where no face was found); "
@@ -143,7 +141,7 @@ class StableAnimatorArcFaceLoader(io.ComfyNode):
                                        f".safetensors with the same keys); '{ONNX_PREFIX}...' = {RECOGNITION_FILE} in "
                                        "models/insightface, converted to torch when loaded."),
             ],
-            outputs=[ArcFaceType.Output(display_name="arcface",
+            outputs=[ARCFACE.Output(display_name="arcface",
                                         tooltip="A ModelPatcher around the torch IResNet, for the HJB sampler.")],
         )
 
@@ -181,8 +179,8 @@ class StableAnimatorIdentitySimilarity(io.ComfyNode):
                         "the paper's CSIM identity metric. Frames without a face are reported as n/a and left out "
                         "of mean and minimum.",
             inputs=[
-                FaceEmbedType.Input("reference", tooltip="Face Embed of the reference image (its first image is used)."),
-                FaceEmbedType.Input("frames", tooltip="Face Embed of the generated frames (use on_missing = zero "
+                FACE_EMBED.Input("reference", tooltip="Face Embed of the reference image (its first image is used)."),
+                FACE_EMBED.Input("frames", tooltip="Face Embed of the generated frames (use on_missing = zero "
                                                       "embedding so frames without a face do not stop the run)."),
             ],
             outputs=[

@@ -7,14 +7,13 @@ import torch.nn.functional as F
 from comfy_api.latest import io
 
 from ..stableanimator_core.errors import StableAnimatorError
-from ..stableanimator_core.face_crop import boxes_from_masks
-from ..stableanimator_core.hjb import HJBSettings, refine_x0
-from .conditioning import FACE_EMBED
+from ..stableanimator_core.face.face_crop import boxes_from_masks
+from ..stableanimator_core.sampling.hjb import HJBSettings, refine_x0
 from .hjb_support import differentiable_arcface, differentiable_decoder, reference_identity_from_inputs
-from .sampling import CATEGORY, HJB
+from .sampling import CATEGORY
+from .socket_types import ARCFACE, FACE_EMBED, HJB
 
 log = logging.getLogger("StableAnimator")
-ARCFACE = io.Custom("STABLEANIMATOR_ARCFACE")
 
 
 class HJBFaceOptimisation:

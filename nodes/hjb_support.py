@@ -17,8 +17,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..stableanimator_core.errors import StableAnimatorError
-from ..stableanimator_core.face_crop import boxes_to_pixels
-from ..stableanimator_core.hjb import reference_identity
+from ..stableanimator_core.face.face_crop import boxes_to_pixels
+from ..stableanimator_core.sampling.hjb import reference_identity
 
 _DECODERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 

@@ -16,9 +16,9 @@ from comfy import clip_vision
 
 from ..stableanimator_core.checkpoint import build_strict, check_layout, read_state_dict
 from ..stableanimator_core.errors import StableAnimatorError
-from ..stableanimator_core.face_encoder import FaceEncoder
-from ..stableanimator_core.pose_net import PoseNet
-from ..stableanimator_core.unet_keys import OFFICIAL_RESNET_EPS, resnet_norms_with_official_eps, split_official_unet
+from ..stableanimator_core.model.face_encoder import FaceEncoder
+from ..stableanimator_core.model.pose_net import PoseNet
+from ..stableanimator_core.model.unet_keys import OFFICIAL_RESNET_EPS, resnet_norms_with_official_eps, split_official_unet
 
 log = logging.getLogger("StableAnimator")
 DTYPES = {"auto": None, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

@@ -6,9 +6,9 @@ from comfy_api.latest import io
 from . import loading
 from .model_folders import full_path
 from .patching import apply_stableanimator
+from .socket_types import ANIMATOR
 
 CATEGORY = "StableAnimator"
-ANIMATOR = io.Custom("STABLEANIMATOR_ANIMATOR")
 
 
 def _choices(key: str, hint: str):

@@ -15,7 +15,7 @@ import comfy.patcher_extension
 from comfy.ldm.modules.attention import optimized_attention
 
 from ..stableanimator_core.errors import StableAnimatorError
-from ..stableanimator_core.id_attention import IDCrossAttention
+from ..stableanimator_core.model.id_attention import IDCrossAttention
 
 WRAPPER_KEY = "stableanimator"
 POSE_FEATURES = "stableanimator_pose_features"

@@ -7,22 +7,20 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ..stableanimator_core.dwpose_estimate import DETECTOR_FILE, POSE_FILE, load_dwpose
+from ..stableanimator_core.pose.dwpose_estimate import DETECTOR_FILE, POSE_FILE, load_dwpose
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.image_ops import to_rgb
 from ..stableanimator_core.onnx_providers import default_providers
-from ..stableanimator_core.pose_align import align_poses
-from ..stableanimator_core.pose_face_boxes import boxes_to_masks, face_boxes
-from ..stableanimator_core.pose_format import PoseFrame, from_pose_keypoint, to_pose_keypoint
-from ..stableanimator_core.pose_render import render_poses
+from ..stableanimator_core.pose.pose_align import align_poses
+from ..stableanimator_core.pose.pose_face_boxes import boxes_to_masks, face_boxes
+from ..stableanimator_core.pose.pose_format import PoseFrame, from_pose_keypoint, to_pose_keypoint
+from ..stableanimator_core.pose.pose_render import render_poses
 from . import model_folders
+from .socket_types import BOXES, DWPOSE, POSE_KEYPOINT
 
 log = logging.getLogger("StableAnimator")
 
 CATEGORY = "StableAnimator/pose"
-DWPoseModel = io.Custom("STABLEANIMATOR_DWPOSE")
-PoseKeypoint = io.Custom("POSE_KEYPOINT")
-Boxes = io.Custom("STABLEANIMATOR_BOXES")
 DWPOSE_SOURCE = "https://huggingface.co/yzd-v/DWPose (also in the DWPose/ folder of " + model_folders.OFFICIAL_WEIGHTS + ")"
 
 
@@ -54,7 +52,7 @@ class StableAnimatorDWPoseLoader(io.ComfyNode):
                                tooltip="auto: onnxruntime's CUDA provider when it is installed and a CUDA GPU is "
                                        "present, else the CPU. cpu: always the CPU."),
             ],
-            outputs=[DWPoseModel.Output(display_name="dwpose", tooltip="The loaded DWPose networks.")],
+            outputs=[DWPOSE.Output(display_name="dwpose", tooltip="The loaded DWPose networks.")],
         )
 
     @classmethod
@@ -82,10 +80,10 @@ class StableAnimatorPoseExtract(io.ComfyNode):
             description="Finds every person in every frame with DWPose and returns their body, face and hand "
                         "keypoints in pixels (POSE_KEYPOINT). A frame without a person gets an empty skeleton.",
             inputs=[
-                DWPoseModel.Input("dwpose", tooltip="From StableAnimator DWPose Loader."),
+                DWPOSE.Input("dwpose", tooltip="From StableAnimator DWPose Loader."),
                 io.Image.Input("images", tooltip="Driving video frames or the reference image; any size, any count."),
             ],
-            outputs=[PoseKeypoint.Output(display_name="pose_keypoint",
+            outputs=[POSE_KEYPOINT.Output(display_name="pose_keypoint",
                                          tooltip="One OpenPose-style dict per frame, compatible with comfyui_controlnet_aux.")],
         )
 
@@ -118,13 +116,13 @@ class StableAnimatorPoseAlign(io.ComfyNode):
                         "head, shoulder, hip, knee and ankle heights, the same scale in x, mean offset in x. "
                         "The result lives on the reference's canvas.",
             inputs=[
-                PoseKeypoint.Input("driving", tooltip="Keypoints of the driving frames (Pose Extract on the video)."),
-                PoseKeypoint.Input("reference", tooltip="Keypoints of the reference image; its first frame and first person are used."),
+                POSE_KEYPOINT.Input("driving", tooltip="Keypoints of the driving frames (Pose Extract on the video)."),
+                POSE_KEYPOINT.Input("reference", tooltip="Keypoints of the reference image; its first frame and first person are used."),
                 io.Boolean.Input("align", default=True,
                                  tooltip="Off passes the driving keypoints through unchanged (for poses already "
                                          "drawn for this reference)."),
             ],
-            outputs=[PoseKeypoint.Output(display_name="pose_keypoint", tooltip="The aligned driving keypoints.")],
+            outputs=[POSE_KEYPOINT.Output(display_name="pose_keypoint", tooltip="The aligned driving keypoints.")],
         )
 
     @classmethod
@@ -149,7 +147,7 @@ class StableAnimatorPoseRender(io.ComfyNode):
                         "on a canvas with a 2160-pixel short side, then downscaled (thin sticks), colours "
                         "scaled by confidence, body limbs at 60%, hands and face included.",
             inputs=[
-                PoseKeypoint.Input("pose_keypoint", tooltip="Keypoints to draw (aligned ones for generation)."),
+                POSE_KEYPOINT.Input("pose_keypoint", tooltip="Keypoints to draw (aligned ones for generation)."),
                 io.Int.Input("width", default=512, min=0, max=4096, step=8,
                              tooltip="Image width in pixels; 0 uses the keypoints' canvas width. Use the generation width (512 or 576)."),
                 io.Int.Input("height", default=512, min=0, max=4096, step=8,
@@ -183,7 +181,7 @@ class StableAnimatorFaceBoxes(io.ComfyNode):
                         "mask batch and as boxes, at the generation size. A frame without a face gets the whole "
                         "frame, as the official mask script does.",
             inputs=[
-                PoseKeypoint.Input("pose_keypoint", tooltip="Keypoints, usually the aligned driving keypoints."),
+                POSE_KEYPOINT.Input("pose_keypoint", tooltip="Keypoints, usually the aligned driving keypoints."),
                 io.Int.Input("width", default=512, min=0, max=4096, step=8,
                              tooltip="Mask width in pixels; 0 uses the keypoints' canvas width."),
                 io.Int.Input("height", default=512, min=0, max=4096, step=8,
@@ -196,7 +194,7 @@ class StableAnimatorFaceBoxes(io.ComfyNode):
             ],
             outputs=[
                 io.Mask.Output(display_name="masks", tooltip="(frames, height, width), 1 inside each face box."),
-                Boxes.Output(display_name="boxes", tooltip="(frames, 4) float tensor of x0, y0, x1, y1 in pixels."),
+                BOXES.Output(display_name="boxes", tooltip="(frames, 4) float tensor of x0, y0, x1, y1 in pixels."),
             ],
         )
 

@@ -10,11 +10,11 @@ import latent_preview
 from comfy_api.latest import io
 
 from ..stableanimator_core.errors import StableAnimatorError
-from ..stableanimator_core.windows import periodic_noise, window_indices
+from ..stableanimator_core.sampling.windows import periodic_noise, window_indices
 from .windowed_guider import WindowedCFGGuider
+from .socket_types import HJB
 
 CATEGORY = "StableAnimator/sampling"
-HJB = io.Custom("STABLEANIMATOR_HJB")
 
 
 @torch.no_grad()

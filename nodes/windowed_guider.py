@@ -8,7 +8,7 @@ import comfy.patcher_extension
 import comfy.samplers
 from comfy.conds import CONDConstant
 
-from ..stableanimator_core.windows import cfg_scales, triangle_weights, window_indices
+from ..stableanimator_core.sampling.windows import cfg_scales, triangle_weights, window_indices
 
 
 def window_conds(conds, index: torch.Tensor, frames: int):

@@ -18,7 +18,8 @@ def test_core_never_imports_comfy_in_source():
 
 
 def test_every_core_module_imports_in_a_clean_interpreter():
-    modules = sorted(p.stem for p in (REPO / "stableanimator_core").glob("*.py") if p.stem != "__init__")
+    core = REPO / "stableanimator_core"
+    modules = sorted(".".join(p.relative_to(core).with_suffix("").parts) for p in core.rglob("*.py") if p.stem != "__init__")
     code = (
         "import importlib, sys\n"
         f"sys.path[:0] = [{str(REPO)!r}]\n"

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from fixtures.face_models import expected_face, paint_face, textured_image, tiny_iresnet, write_antelopev2
-from stableanimator_core.arcface import from_onnx
+from stableanimator_core.face.arcface import from_onnx
 from stableanimator_core.errors import StableAnimatorError
-from stableanimator_core.face_analysis import CHANNEL_ORDERS, ON_MISSING, FaceAnalyzer, default_providers, find_pack_dir
+from stableanimator_core.face.face_analysis import CHANNEL_ORDERS, ON_MISSING, FaceAnalyzer, default_providers, find_pack_dir
 
 CPU = ["CPUExecutionProvider"]
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage's estimate() inside insightface

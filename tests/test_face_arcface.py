@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fixtures.face_models import export_iresnet_onnx, make_scrfd_onnx, tiny_iresnet
-from stableanimator_core.arcface import IResNet, IResNetConfig, expected_keys, from_onnx, load_arcface, load_state_dict_strict
+from stableanimator_core.face.arcface import IResNet, IResNetConfig, expected_keys, from_onnx, load_arcface, load_state_dict_strict
 from stableanimator_core.errors import StableAnimatorError
 
 

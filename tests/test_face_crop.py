@@ -4,7 +4,7 @@ import torch.nn.functional as F
 import pytest
 
 from stableanimator_core.errors import StableAnimatorError
-from stableanimator_core.face_crop import boxes_from_masks, boxes_to_pixels, crop_faces
+from stableanimator_core.face.face_crop import boxes_from_masks, boxes_to_pixels, crop_faces
 
 
 def test_crop_matches_the_official_slicing():

@@ -5,8 +5,8 @@ from PIL import Image
 
 from comfy_host import PromptError
 from fixtures.face_models import paint_face, textured_image, tiny_iresnet, write_antelopev2
-from stableanimator_core.face_analysis import FaceAnalyzer
-from stableanimator_core.similarity import cosine_similarity
+from stableanimator_core.face.face_analysis import FaceAnalyzer
+from stableanimator_core.face.similarity import cosine_similarity
 
 pytestmark = [pytest.mark.host, pytest.mark.filterwarnings("ignore::FutureWarning")]
 

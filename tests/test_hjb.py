@@ -42,7 +42,7 @@ def _svd_vae(small: bool, seed: int):
 
 @pytest.fixture(scope="module")
 def mods(pack):
-    hjb = importlib.import_module(pack.__name__ + ".stableanimator_core.hjb")
+    hjb = importlib.import_module(pack.__name__ + ".stableanimator_core.sampling.hjb")
     support = importlib.import_module(pack.__name__ + ".nodes.hjb_support")
     return hjb, support
 
@@ -273,7 +273,7 @@ def test_decode_windows_geometry(mods):
 def test_reference_identity_from_inputs(mods, pack, arcface):
     import comfy.model_patcher
     hjb, support = mods
-    face_analysis = importlib.import_module(pack.__name__ + ".stableanimator_core.face_analysis")
+    face_analysis = importlib.import_module(pack.__name__ + ".stableanimator_core.face.face_analysis")
     with torch.inference_mode():   # a patcher whose weights were moved inside a node: inference tensors
         net = _centred_arcface()
         net.to(torch.float64).to(torch.float32)

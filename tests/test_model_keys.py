@@ -7,9 +7,9 @@ import torch
 
 from stableanimator_core.checkpoint import build_strict, check_layout, read_state_dict
 from stableanimator_core.errors import StableAnimatorError
-from stableanimator_core.face_encoder import FaceEncoder
-from stableanimator_core.pose_net import PoseNet
-from stableanimator_core.unet_keys import split_official_unet
+from stableanimator_core.model.face_encoder import FaceEncoder
+from stableanimator_core.model.pose_net import PoseNet
+from stableanimator_core.model.unet_keys import split_official_unet
 
 OFFICIAL_KEYS = Path("/work/shared/reference/official_keys.txt")
 if not OFFICIAL_KEYS.exists():  # CI machines may not have the shared folder: a copy lives with the tests

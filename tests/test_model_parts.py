@@ -2,9 +2,9 @@
 import torch
 import torch.nn.functional as F
 
-from stableanimator_core.face_encoder import FaceEncoder
-from stableanimator_core.id_attention import IDCrossAttention, align_to
-from stableanimator_core.pose_net import PoseNet
+from stableanimator_core.model.face_encoder import FaceEncoder
+from stableanimator_core.model.id_attention import IDCrossAttention, align_to
+from stableanimator_core.model.pose_net import PoseNet
 
 
 def test_alignment_gives_the_image_branch_statistics_per_frame():

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from stableanimator_core.errors import StableAnimatorError
-from stableanimator_core.pose_align import ALIGN_IDS, align_poses, fit_alignment
-from stableanimator_core.pose_format import PoseFrame
+from stableanimator_core.pose.pose_align import ALIGN_IDS, align_poses, fit_alignment
+from stableanimator_core.pose.pose_format import PoseFrame
 
 
 def _person(rng, w, h):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from stableanimator_core.errors import StableAnimatorError
-from stableanimator_core.pose_face_boxes import boxes_to_masks, face_boxes
-from stableanimator_core.pose_format import RAW_KEY, PoseFrame, from_pose_keypoint, to_pose_keypoint
+from stableanimator_core.pose.pose_face_boxes import boxes_to_masks, face_boxes
+from stableanimator_core.pose.pose_format import RAW_KEY, PoseFrame, from_pose_keypoint, to_pose_keypoint
 
 
 def _people(n, seed=0, w=640, h=480):

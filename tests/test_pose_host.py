@@ -109,7 +109,7 @@ def test_extract_node_in_process_warns_on_empty_frames(pack, tmp_path, caplog):
     constant_detector(folder / DET, np.zeros((8400, 85), np.float32))
     sx, sy = simcc_for_points(_crop_skeleton(), peak=0.9)
     constant_pose_model(folder / POSE, sx, sy)
-    model = pack.stableanimator_core.dwpose_estimate.load_dwpose(str(folder / DET), str(folder / POSE), ["CPUExecutionProvider"])
+    model = pack.stableanimator_core.pose.dwpose_estimate.load_dwpose(str(folder / DET), str(folder / POSE), ["CPUExecutionProvider"])
     with caplog.at_level(logging.WARNING, logger="StableAnimator"):
         out = pack.nodes.pose.StableAnimatorPoseExtract.execute(dwpose=model, images=torch.rand(3, 48, 80, 3))
     kps = out.result[0]

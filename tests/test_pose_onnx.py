@@ -7,8 +7,8 @@ import pytest
 
 from fixtures.pose_models import (brightest_pixel_pose_model, constant_detector, constant_pose_model,
                                   detector_raw, simcc_for_points)
-from stableanimator_core.dwpose_detect import letterbox, postprocess
-from stableanimator_core.dwpose_estimate import decode_simcc, load_dwpose
+from stableanimator_core.pose.dwpose_detect import letterbox, postprocess
+from stableanimator_core.pose.dwpose_estimate import decode_simcc, load_dwpose
 
 CPU = ["CPUExecutionProvider"]
 

@@ -4,8 +4,8 @@ import colorsys
 import numpy as np
 import pytest
 
-from stableanimator_core.pose_format import PoseFrame
-from stableanimator_core.pose_render import render_pose, render_poses
+from stableanimator_core.pose.pose_format import PoseFrame
+from stableanimator_core.pose.pose_render import render_pose, render_poses
 
 
 def _skeleton(w, h):

@@ -7,7 +7,7 @@ import torch
 
 from fixtures.official_reference import build_tiny_pipeline, reference_v, relative_error, x0_from_v
 from stableanimator_core.errors import StableAnimatorError
-from stableanimator_core.windows import cfg_scales, periodic_noise, triangle_weights, window_indices
+from stableanimator_core.sampling.windows import cfg_scales, periodic_noise, triangle_weights, window_indices
 
 
 def official_tiles(frames, tile=16, overlap=4):

@@ -28,7 +28,7 @@ def parts(pack, comfy_inprocess, tmp_path_factory):
     import comfy.model_patcher
     sampling = importlib.import_module(pack.__name__ + ".nodes.sampling")
     hjb_nodes = importlib.import_module(pack.__name__ + ".nodes.hjb")
-    hjb_core = importlib.import_module(pack.__name__ + ".stableanimator_core.hjb")
+    hjb_core = importlib.import_module(pack.__name__ + ".stableanimator_core.sampling.hjb")
     pipeline = build_tiny_pipeline(pack, tmp_path_factory.mktemp("hjb"), FRAMES, H, W)
     vae = test_hjb._svd_vae(small=True, seed=1)
     with torch.inference_mode():

@@ -8,7 +8,7 @@ from the checkpoint, so smaller UNets with the same layout map as well as SVD-xt
 """
 import re
 
-from .errors import StableAnimatorError
+from ..errors import StableAnimatorError
 
 RESNET_PARTS = {"norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1",
                 "norm2": "out_layers.0", "conv2": "out_layers.3", "conv_shortcut": "skip_connection"}

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import torch
 
-from .errors import StableAnimatorError
+from ..errors import StableAnimatorError
 
 
 def cosine_similarity(reference: torch.Tensor, frames: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import StableAnimatorError
+from ..errors import StableAnimatorError
 from .pose_format import PoseFrame
 
 log = logging.getLogger("StableAnimator")

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import StableAnimatorError
+from ..errors import StableAnimatorError
 
 NUM_POINTS = 134
 BODY = slice(0, 18)

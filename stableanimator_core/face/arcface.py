@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import StableAnimatorError
-from .checkpoint import layout_differences, read_state_dict
+from ..errors import StableAnimatorError
+from ..checkpoint import layout_differences, read_state_dict
 
 INPUT_SIZE = 112
 BN_EPS = 1e-5

@@ -147,7 +147,7 @@ def load_dwpose(det_path: str, pose_path: str, providers: list[str]) -> DWPose:
     import os
 
     from .dwpose_detect import open_session
-    from .errors import StableAnimatorError
+    from ..errors import StableAnimatorError
 
     sessions = []
     for path, want_out, role in ((det_path, 1, "person detector (yolox_l.onnx)"),

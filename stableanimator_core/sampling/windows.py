@@ -8,7 +8,7 @@ window are allowed: they form a single window.
 """
 import torch
 
-from .errors import StableAnimatorError
+from ..errors import StableAnimatorError
 
 
 def window_indices(frames: int, window: int = 16, overlap: int = 4) -> list[list[int]]:

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .errors import StableAnimatorError
-from .onnx_providers import default_providers
-from .image_ops import to_rgb
+from ..errors import StableAnimatorError
+from ..onnx_providers import default_providers
+from ..image_ops import to_rgb
 
 log = logging.getLogger("StableAnimator")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .errors import StableAnimatorError
+from ..errors import StableAnimatorError
 
 CROP_SIZE = 112
 

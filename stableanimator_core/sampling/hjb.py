@@ -30,8 +30,8 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from .errors import StableAnimatorError
-from .face_crop import crop_faces
+from ..errors import StableAnimatorError
+from ..face.face_crop import crop_faces
 
 log = logging.getLogger("StableAnimator")
 
