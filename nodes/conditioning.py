@@ -6,7 +6,7 @@ import comfy.model_management as mm
 from comfy_api.latest import io
 
 from ..stableanimator_core.errors import StableAnimatorError
-from ..stableanimator_core.image_ops import check_size, resize_lanczos, resize_stretch, to_rgb
+from ..stableanimator_core.image_ops import check_size, resize_lanczos, to_rgb
 from ..stableanimator_core.model.reference_prep import clip_input, noised_vae_input, pose_tensor
 from .images import validate_size
 from .socket_types import ANIMATOR, FACE_EMBED
@@ -29,6 +29,12 @@ def build_conditioning(clip_vision, vae, animator, face_embed, reference, poses,
     check_size(width, height)
     reference = to_rgb(reference)[:1]
     poses = to_rgb(poses)
+    if tuple(poses.shape[1:3]) != (height, width):
+        # stretching them here would hide a size set in two places; the pose frames are the video's layout
+        raise StableAnimatorError(
+            f"the pose images are {poses.shape[2]}x{poses.shape[1]} but the video size is {width}x{height}: link "
+            "width and height from the node that makes the pose images (Render Poses, or Resize Images for loaded "
+            "frames) so the size is set in one place")
     if frames == 0:
         frames = poses.shape[0]
     if poses.shape[0] < frames:
@@ -49,7 +55,7 @@ def build_conditioning(clip_vision, vae, animator, face_embed, reference, poses,
     generator = torch.Generator().manual_seed(seed)
     vae_pixels = noised_vae_input(resize_lanczos(reference, width, height), augmentation, generator)
     ref_latent = vae.encode(vae_pixels)
-    pose = pose_tensor(resize_stretch(poses[:frames], width, height))
+    pose = pose_tensor(poses[:frames])
 
     shared = {"fps": fps, "motion_bucket_id": motion_bucket_id, "augmentation_level": augmentation}
 
@@ -71,7 +77,7 @@ class StableAnimatorConditioning(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StableAnimatorConditioning",
-            display_name="StableAnimator Conditioning",
+            display_name="Animator Conditioning",
             category=CATEGORY,
             description="Prepares the reference as the official pipeline does (CLIP input squashed to 224x224, VAE "
                         "input resized to the target size and noise-augmented), turns the face embedding into face "
@@ -83,12 +89,15 @@ class StableAnimatorConditioning(io.ComfyNode):
                 ANIMATOR.Input("animator", tooltip="ANIMATOR from the StableAnimator loader (face encoder and PoseNet)."),
                 FACE_EMBED.Input("face_embed", tooltip="The reference's antelopev2 face embedding (StableAnimator Face Embed)."),
                 io.Image.Input("reference", tooltip="The reference photo of the person; the first image is used."),
-                io.Image.Input("pose_images", tooltip="Skeleton frames in the official style, one per output frame "
-                                                      "(StableAnimator Pose Render)."),
+                io.Image.Input("pose_images", tooltip="Skeleton frames in the official style, one per output frame, "
+                                                      "at the video size (Render Poses, or Resize Images for loaded "
+                                                      "frames)."),
                 io.Int.Input("width", default=512, min=64, max=2048, step=64,
-                             tooltip="Output width, a multiple of 64. Official: 512 (square) or 576 (portrait)."),
+                             tooltip="Video width, a multiple of 64; equal to the pose images' width (link it from Render Poses "
+                                     "or Resize Images). Official: 512 (square) or 576 (portrait)."),
                 io.Int.Input("height", default=512, min=64, max=2048, step=64,
-                             tooltip="Output height, a multiple of 64. Official: 512 (square) or 1024 (portrait)."),
+                             tooltip="Video height, a multiple of 64; equal to the pose images' height (link it from Render "
+                                     "Poses or Resize Images). Official: 512 (square) or 1024 (portrait)."),
                 io.Int.Input("frames", default=0, min=0, max=4096,
                              tooltip="Number of frames to generate; 0 uses every pose frame."),
                 io.Int.Input("fps", default=7, min=1, max=1024,

@@ -45,8 +45,8 @@ class StableAnimatorFaceAnalysisLoader(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StableAnimatorFaceAnalysisLoader",
-            display_name="StableAnimator Face Analysis Loader (antelopev2)",
-            category=CATEGORY,
+            display_name="Load Face Analysis",
+            category=model_folders.LOADER_CATEGORY,
             description=f"Loads insightface's antelopev2 pack ({DETECTION_FILE} detector + {RECOGNITION_FILE} "
                         "recognition) from models/insightface/models/antelopev2, as the official scripts do. "
                         "Nothing is downloaded: a missing file is reported with where to get it.",
@@ -81,7 +81,7 @@ class StableAnimatorFaceEmbed(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StableAnimatorFaceEmbed",
-            display_name="StableAnimator Face Embed",
+            display_name="Face Embed",
             category=CATEGORY,
             description="Detects faces in each image and keeps the largest one's raw 512-d glintr100 embedding "
                         "(not normalised), its box and 5 landmarks: the identity input of StableAnimator's face "
@@ -129,8 +129,8 @@ class StableAnimatorArcFaceLoader(io.ComfyNode):
         options = _arcface_options()
         return io.Schema(
             node_id="StableAnimatorArcFaceLoader",
-            display_name="StableAnimator ArcFace Loader (HJB)",
-            category=CATEGORY,
+            display_name="Load ArcFace (HJB)",
+            category=model_folders.LOADER_CATEGORY,
             description="Loads the differentiable iresnet100 ArcFace that scores identity in the HJB face "
                         f"optimisation: the official {OFFICIAL_FILE} from models/stableanimator, or rebuilt from "
                         f"antelopev2's {RECOGNITION_FILE} (same network, no extra download). Input 112x112 RGB "
@@ -173,7 +173,7 @@ class StableAnimatorIdentitySimilarity(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StableAnimatorIdentitySimilarity",
-            display_name="StableAnimator Identity Similarity (CSIM)",
+            display_name="Identity Similarity",
             category=CATEGORY,
             description="Cosine similarity between the reference face embedding and each frame's face embedding: "
                         "the paper's CSIM identity metric. Frames without a face are reported as n/a and left out "

@@ -65,7 +65,7 @@ class StableAnimatorHJB(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StableAnimatorHJB",
-            display_name="StableAnimator HJB Face Optimisation",
+            display_name="HJB Face Optimisation",
             category=CATEGORY,
             description="At the chosen steps, refines the sampler's x0 prediction with a few Adam steps on "
                         "1 - cos(ArcFace(face crop of the decoded frames), reference identity), as the official "

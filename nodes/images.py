@@ -9,7 +9,10 @@ RESIZE_METHODS = ["lanczos (official)", "bicubic", "bilinear", "nearest"]
 
 
 def validate_size(width, height):
-    """validate_inputs answer for a generation size: True, or the message naming the fix."""
+    """validate_inputs answer for a generation size: True, or the message naming the fix. A linked size arrives
+    as None here (ComfyUI validates before anything runs); the node checks it when it runs."""
+    if width is None or height is None:
+        return True
     try:
         check_size(width, height)
     except StableAnimatorError as e:
@@ -22,7 +25,7 @@ class StableAnimatorResizeImage(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StableAnimatorResizeImage",
-            display_name="StableAnimator Resize Image",
+            display_name="Resize Images",
             category=CATEGORY,
             description="Resizes images to the generation size exactly as the official pipeline does: "
                         "stretched to width x height, no crop. Grayscale and RGBA inputs become RGB.",
@@ -35,7 +38,10 @@ class StableAnimatorResizeImage(io.ComfyNode):
                 io.Combo.Input("method", options=RESIZE_METHODS, default=RESIZE_METHODS[0],
                                tooltip="Resampling filter. Lanczos matches the official reference preprocessing."),
             ],
-            outputs=[io.Image.Output(display_name="images", tooltip="RGB images of exactly width x height.")],
+            outputs=[io.Image.Output(display_name="images", tooltip="RGB images of exactly width x height."),
+                     # the video size is set here once and linked on, so no other node can disagree with it
+                     io.Int.Output(display_name="width", tooltip="The width: link it to Conditioning's width."),
+                     io.Int.Output(display_name="height", tooltip="The height: link it to Conditioning's height.")],
         )
 
     @classmethod
@@ -53,7 +59,7 @@ class StableAnimatorResizeImage(io.ComfyNode):
             out = resize_lanczos(rgb, width, height)
         else:
             out = resize_stretch(rgb, width, height, mode=method)
-        return io.NodeOutput(out)
+        return io.NodeOutput(out, width, height)
 
 
 NODES = [StableAnimatorResizeImage]

@@ -16,6 +16,7 @@ FOLDERS = {
     "dwpose": ("dwpose", {".onnx"}),
 }
 OFFICIAL_WEIGHTS = "https://huggingface.co/FrancisRing/StableAnimator"
+LOADER_CATEGORY = "StableAnimator/loaders"
 
 
 def register():
@@ -43,3 +44,15 @@ def full_path(key: str, name: str) -> str:
             f"Put the file there (official StableAnimator weights: {OFFICIAL_WEIGHTS}) and press 'r' in ComfyUI to refresh the lists."
         )
     return path
+
+
+def files_of_kind(names: list[str], kind: str, kinds: dict[str, tuple[str, ...]]) -> list[str]:
+    """The entries of a loader dropdown: files whose name says they are `kind`, then files whose name says no kind
+    at all (a renamed file stays pickable); files named as another kind are left out. `kinds` maps each kind to
+    lower-case name fragments."""
+    def kinds_of(name):
+        base = os.path.basename(name).lower()
+        return {k for k, fragments in kinds.items() if any(f in base for f in fragments)}
+    named = [n for n in names if kind in kinds_of(n)]
+    unnamed = [n for n in names if not kinds_of(n)]
+    return named + unnamed

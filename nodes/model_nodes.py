@@ -3,7 +3,7 @@
 import folder_paths
 from comfy_api.latest import io
 
-from . import loading
+from . import loading, model_folders
 from .model_folders import full_path
 from .patching import apply_stableanimator
 from .socket_types import ANIMATOR
@@ -11,32 +11,51 @@ from .socket_types import ANIMATOR
 CATEGORY = "StableAnimator"
 
 
-def _choices(key: str, hint: str):
-    names = folder_paths.get_filename_list(key)
-    preferred = [n for n in names if hint in n.lower()]
-    return names, (preferred[0] if preferred else (names[0] if names else None))
+# What the file names of models/stableanimator say they hold (official names and common renamings).
+STABLEANIMATOR_KINDS = {
+    "unet": ("unet",),
+    "pose_net": ("pose",),
+    "face_encoder": ("face_encoder", "face-encoder", "faceencoder"),
+    "arcface": ("glint", "arcface", "iresnet"),   # the HJB ArcFace: never a choice here
+}
+SVD_HINTS = ("svd", "stable-video", "stable_video", "img2vid")
+
+
+def _svd_choices():
+    """SVD checkpoints by name; every checkpoint when none is named so (a renamed svd_xt stays pickable)."""
+    names = folder_paths.get_filename_list("checkpoints")
+    svd = [n for n in names if any(h in n.lower() for h in SVD_HINTS)]
+    options = svd or names
+    return options, (options[0] if options else None)
+
+
+def _choices(kind: str):
+    names = model_folders.files_of_kind(folder_paths.get_filename_list("stableanimator"), kind, STABLEANIMATOR_KINDS)
+    return names, (names[0] if names else None)
 
 
 class StableAnimatorModelLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        svd, svd_default = _choices("checkpoints", "svd")
-        files = folder_paths.get_filename_list("stableanimator")
+        svd, svd_default = _svd_choices()
+        unet, unet_default = _choices("unet")
+        pose_net, pose_net_default = _choices("pose_net")
+        face_encoder, face_encoder_default = _choices("face_encoder")
         return io.Schema(
             node_id="StableAnimatorModelLoader",
-            display_name="StableAnimator Model Loader",
-            category=f"{CATEGORY}/loaders",
+            display_name="Load Animator Models",
+            category=model_folders.LOADER_CATEGORY,
             description="Loads SVD-xt's CLIP vision and temporal VAE from svd_xt.safetensors and StableAnimator's "
                         "fine-tuned UNet (unet.pth, which replaces every UNet weight), PoseNet and face encoder from "
                         "models/stableanimator. .pth files are read with weights_only; .safetensors work too.",
             inputs=[
                 io.Combo.Input("svd_checkpoint", options=svd, default=svd_default,
                                tooltip="svd_xt.safetensors in models/checkpoints (SVD-xt single file: CLIP vision + temporal VAE)."),
-                io.Combo.Input("unet", options=files, default=_choices("stableanimator", "unet")[1],
+                io.Combo.Input("unet", options=unet, default=unet_default,
                                tooltip="StableAnimator's Animation/unet.pth (or a .safetensors conversion) in models/stableanimator."),
-                io.Combo.Input("pose_net", options=files, default=_choices("stableanimator", "pose")[1],
+                io.Combo.Input("pose_net", options=pose_net, default=pose_net_default,
                                tooltip="Animation/pose_net.pth in models/stableanimator."),
-                io.Combo.Input("face_encoder", options=files, default=_choices("stableanimator", "face_encoder")[1],
+                io.Combo.Input("face_encoder", options=face_encoder, default=face_encoder_default,
                                tooltip="Animation/face_encoder.pth in models/stableanimator."),
                 io.Combo.Input("dtype", options=list(loading.DTYPES), default="auto",
                                tooltip="Weight precision. auto picks what ComfyUI prefers on this device "
@@ -64,7 +83,7 @@ class StableAnimatorApply(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StableAnimatorApply",
-            display_name="StableAnimator Apply",
+            display_name="Apply Animator",
             category=CATEGORY,
             description="Patches the ID adapter into the 16 spatial cross-attentions and PoseNet's features into the "
                         "output of conv_in (cond branch only). The face tokens and pose frames come from "

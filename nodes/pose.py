@@ -24,12 +24,17 @@ CATEGORY = "StableAnimator/pose"
 DWPOSE_SOURCE = "https://huggingface.co/yzd-v/DWPose (also in the DWPose/ folder of " + model_folders.OFFICIAL_WEIGHTS + ")"
 
 
-def _onnx_files(default: str) -> list[str]:
+# What the file names in models/dwpose say they hold.
+DWPOSE_KINDS = {"detector": ("yolo", "det"), "pose_model": ("dw-ll", "dwpose", "ucoco", "rtmpose", "wholebody")}
+
+
+def _onnx_files(kind: str, default: str) -> list[str]:
     try:
         import folder_paths
         files = [f for f in folder_paths.get_filename_list("dwpose") if f.lower().endswith(".onnx")]
     except Exception:  # the folder is not registered yet
         files = []
+    files = model_folders.files_of_kind(sorted(files), kind, DWPOSE_KINDS)
     # the default stays selectable when it is missing, so running tells the user where it belongs
     return sorted(set(files) | {default}, key=lambda f: (f != default, f))
 
@@ -39,14 +44,14 @@ class StableAnimatorDWPoseLoader(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StableAnimatorDWPoseLoader",
-            display_name="StableAnimator DWPose Loader",
-            category=CATEGORY,
+            display_name="Load DWPose",
+            category=model_folders.LOADER_CATEGORY,
             description="Loads DWPose's two onnx networks from models/dwpose (never downloads): the YOLOX-L "
                         "person detector and the 133-keypoint whole-body model the official pipeline uses.",
             inputs=[
-                io.Combo.Input("detector", options=_onnx_files(DETECTOR_FILE), default=DETECTOR_FILE,
+                io.Combo.Input("detector", options=_onnx_files("detector", DETECTOR_FILE), default=DETECTOR_FILE,
                                tooltip=f"Person detector in models/dwpose; the official one is {DETECTOR_FILE}."),
-                io.Combo.Input("pose_model", options=_onnx_files(POSE_FILE), default=POSE_FILE,
+                io.Combo.Input("pose_model", options=_onnx_files("pose_model", POSE_FILE), default=POSE_FILE,
                                tooltip=f"Whole-body keypoint model in models/dwpose; the official one is {POSE_FILE}."),
                 io.Combo.Input("device", options=["auto", "cpu"], default="auto",
                                tooltip="auto: onnxruntime's CUDA provider when it is installed and a CUDA GPU is "
@@ -75,7 +80,7 @@ class StableAnimatorPoseExtract(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StableAnimatorPoseExtract",
-            display_name="StableAnimator Pose Extract",
+            display_name="Extract Poses",
             category=CATEGORY,
             description="Finds every person in every frame with DWPose and returns their body, face and hand "
                         "keypoints in pixels (POSE_KEYPOINT). A frame without a person gets an empty skeleton.",
@@ -109,7 +114,7 @@ class StableAnimatorPoseAlign(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StableAnimatorPoseAlign",
-            display_name="StableAnimator Pose Align",
+            display_name="Align Poses",
             category=CATEGORY,
             description="Rescales and shifts the driving skeletons onto the reference person's body as the "
                         "official DWPose/skeleton_extraction.py does: one least-squares fit over all frames of "
@@ -141,7 +146,7 @@ class StableAnimatorPoseRender(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StableAnimatorPoseRender",
-            display_name="StableAnimator Pose Render",
+            display_name="Render Poses",
             category=CATEGORY,
             description="Draws keypoints the way the official training and inference pose images were drawn: "
                         "on a canvas with a 2160-pixel short side, then downscaled (thin sticks), colours "
@@ -149,14 +154,21 @@ class StableAnimatorPoseRender(io.ComfyNode):
             inputs=[
                 POSE_KEYPOINT.Input("pose_keypoint", tooltip="Keypoints to draw (aligned ones for generation)."),
                 io.Int.Input("width", default=512, min=0, max=4096, step=8,
-                             tooltip="Image width in pixels; 0 uses the keypoints' canvas width. Use the generation width (512 or 576)."),
+                             tooltip="Image width in pixels, the video width when the images drive a generation (a "
+                                     "multiple of 64; official 512 or 576). 0 uses the keypoints' canvas width."),
                 io.Int.Input("height", default=512, min=0, max=4096, step=8,
-                             tooltip="Image height in pixels; 0 uses the keypoints' canvas height. Use the generation height (512 or 1024)."),
+                             tooltip="Image height in pixels, the video height when the images drive a generation (a "
+                                     "multiple of 64; official 512 or 1024). 0 uses the keypoints' canvas height."),
                 io.Boolean.Input("body", default=True, tooltip="Draw the body skeleton."),
                 io.Boolean.Input("hands", default=True, tooltip="Draw both hands."),
                 io.Boolean.Input("face", default=True, tooltip="Draw the face points."),
             ],
-            outputs=[io.Image.Output(display_name="images", tooltip="One RGB pose image per frame, black background.")],
+            outputs=[io.Image.Output(display_name="images", tooltip="One RGB pose image per frame, black background."),
+                     # the video size is set here once and linked on, so no other node can disagree with it
+                     io.Int.Output(display_name="width", tooltip="Width of the images: link it to the width of "
+                                                                 "Conditioning and Face Boxes."),
+                     io.Int.Output(display_name="height", tooltip="Height of the images: link it to the height of "
+                                                                  "Conditioning and Face Boxes.")],
         )
 
     @classmethod
@@ -167,7 +179,7 @@ class StableAnimatorPoseRender(io.ComfyNode):
         width = width or frames[0].width
         height = height or frames[0].height
         out = render_poses(frames, width, height, body=body, hands=hands, face=face)
-        return io.NodeOutput(torch.from_numpy(out).float().div(255))
+        return io.NodeOutput(torch.from_numpy(out).float().div(255), width, height)
 
 
 class StableAnimatorFaceBoxes(io.ComfyNode):
@@ -175,7 +187,7 @@ class StableAnimatorFaceBoxes(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StableAnimatorFaceBoxes",
-            display_name="StableAnimator Face Boxes",
+            display_name="Face Boxes",
             category=CATEGORY,
             description="One face rectangle per frame from the face keypoints (all people together), as a "
                         "mask batch and as boxes, at the generation size. A frame without a face gets the whole "
@@ -183,9 +195,11 @@ class StableAnimatorFaceBoxes(io.ComfyNode):
             inputs=[
                 POSE_KEYPOINT.Input("pose_keypoint", tooltip="Keypoints, usually the aligned driving keypoints."),
                 io.Int.Input("width", default=512, min=0, max=4096, step=8,
-                             tooltip="Mask width in pixels; 0 uses the keypoints' canvas width."),
+                             tooltip="Mask width in pixels: link it from Render Poses' width so the masks match the "
+                                     "video. 0 uses the keypoints' canvas width."),
                 io.Int.Input("height", default=512, min=0, max=4096, step=8,
-                             tooltip="Mask height in pixels; 0 uses the keypoints' canvas height."),
+                             tooltip="Mask height in pixels: link it from Render Poses' height so the masks match the "
+                                     "video. 0 uses the keypoints' canvas height."),
                 io.Float.Input("expand", default=1.2, min=1.0, max=3.0, step=0.05,
                                tooltip="Grow each box about its centre by this factor (the 68 face points stop at the "
                                        "eyebrows, so a little growth covers the forehead)."),

@@ -14,7 +14,7 @@ from ..stableanimator_core.sampling.windows import periodic_noise, window_indice
 from .windowed_guider import WindowedCFGGuider
 from .socket_types import HJB
 
-CATEGORY = "StableAnimator/sampling"
+CATEGORY = "StableAnimator"
 
 
 @torch.no_grad()
@@ -114,7 +114,7 @@ class StableAnimatorSampler(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StableAnimatorSampler",
-            display_name="StableAnimator Sampler",
+            display_name="Animator Sampler",
             category=CATEGORY,
             description="Samples a StableAnimator video like KSampler, with the official long-video windows (every "
                         "window holds frame 0, triangular blending, CFG after fusion, window-periodic initial noise), "
@@ -156,7 +156,7 @@ class StableAnimatorGuider(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StableAnimatorGuider",
-            display_name="StableAnimator Guider",
+            display_name="Animator Guider",
             category=CATEGORY,
             description="StableAnimator's windows and per-frame CFG as a GUIDER for SamplerCustomAdvanced.",
             inputs=[io.Model.Input("model", tooltip="MODEL from StableAnimator Apply."),
@@ -182,7 +182,7 @@ class StableAnimatorEulerSampler(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StableAnimatorEulerSampler",
-            display_name="StableAnimator Euler (HJB) Sampler",
+            display_name="Euler HJB Sampler",
             category=CATEGORY,
             description="Euler as a SAMPLER for SamplerCustomAdvanced, with optional HJB face optimisation of the x0 "
                         "prediction at the chosen steps.",
@@ -200,7 +200,7 @@ class StableAnimatorDecode(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="StableAnimatorDecode",
-            display_name="StableAnimator Decode",
+            display_name="Decode Video",
             category=CATEGORY,
             description="Decodes a video latent with SVD's temporal VAE in clips of `chunk` frames, like the official "
                         "decode_chunk_size (the temporal decoder smooths within a clip).",

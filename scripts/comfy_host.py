@@ -23,6 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 # Model folders a test or demo models root provides, mapped to ComfyUI folder keys.
 MODEL_KEYS = ["checkpoints", "clip_vision", "vae", "stableanimator", "insightface", "dwpose"]
+# The example inputs the shipped workflows name in their Load Image nodes (assets/README.md).
+EXAMPLE_INPUTS = REPO / "assets" / "inputs"
 
 
 class PromptError(RuntimeError):
@@ -86,6 +88,14 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
     from autograph import Flow, NodeInfo
     api = json.loads(Flow(ui, node_info=NodeInfo(object_info)).convert().to_json())
     return {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in api.items()}
+
+
+def install_example_inputs(input_dir) -> list[Path]:
+    """Copy the shipped example inputs into a ComfyUI input folder (what README tells a user to do once)."""
+    import shutil
+    input_dir = Path(input_dir)
+    input_dir.mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copyfile(f, input_dir / f.name)) for f in sorted(EXAMPLE_INPUTS.iterdir()) if f.is_file()]
 
 
 def free_port() -> int:

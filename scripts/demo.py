@@ -1,6 +1,7 @@
-"""The main job: a headless ComfyUI with this pack animates the shipped reference photo with a driving sequence,
-running the shipped workflow `workflows/stableanimator_driving_video.json` (converted to ComfyUI's API format
-here, as the frontend would), and writes the video (animated WEBP) and, with real weights, the identity plot.
+"""The main job: a headless ComfyUI with this pack animates the shipped example photo with the shipped driving clip
+(assets/inputs/, copied into the host's input folder as README tells users to), running the shipped workflow
+`workflows/stableanimator_driving_video.json` (converted to ComfyUI's API format here, as the frontend would), and
+writes the video (animated WEBP) and, with real weights, the identity plot. --reference / --driving use your files.
 
 With the official weights in the host's models folders it runs them. Otherwise it writes small random weights
 in the official formats (the stand-ins the tests use) and says loudly that the video is noise.
@@ -8,13 +9,13 @@ Run through scripts/demo.sh, which sets the host up first.
 """
 import argparse
 import json
-import math
+import shutil
 import sys
 from pathlib import Path
 
 from PIL import Image
 
-from comfy_host import REPO, ComfyHost, import_comfy, read_host_env, ui_to_api
+from comfy_host import REPO, ComfyHost, import_comfy, install_example_inputs, read_host_env, ui_to_api
 
 WORKFLOW = REPO / "workflows" / "stableanimator_driving_video.json"
 REAL_FILES = {
@@ -47,32 +48,19 @@ def random_models(target: Path) -> Path:
     return target
 
 
-def driving_frames(reference: Image.Image, count: int) -> list:
-    """A generated driving sequence: the reference person swaying and bobbing (zoom and shift per frame)."""
-    w, h = reference.size
-    frames = []
-    for i in range(count):
-        t = 2 * math.pi * i / count
-        zoom = 1.0 + 0.06 * math.sin(t)
-        dx, dy = 0.05 * w * math.sin(t), 0.03 * h * math.cos(2 * t)
-        frame = reference.transform((w, h), Image.AFFINE, (1 / zoom, 0, -dx + w * (1 - 1 / zoom) / 2,
-                                                           0, 1 / zoom, -dy + h * (1 - 1 / zoom) / 2), resample=Image.BICUBIC)
-        frames.append(frame)
-    return frames
-
-
 def node(api, class_type, nth=0):
     return [k for k, v in api.items() if v["class_type"] == class_type][nth]
 
 
-def build_prompt(api: dict, names: dict, size: int, frames: int, steps: int, random: bool) -> dict:
-    loads = [k for k, v in api.items() if v["class_type"] == "LoadImage"]
-    api[loads[0]]["inputs"]["image"], api[loads[1]]["inputs"]["image"] = "demo_reference.png", "demo_driving.webp"
+def build_prompt(api: dict, names: dict, size: int, frames: int, steps: int, random: bool, inputs: dict) -> dict:
+    for v in api.values():   # the example files the workflow names, or the user's
+        if v["class_type"] == "LoadImage" and v["inputs"]["image"] in inputs:
+            v["inputs"]["image"] = inputs[v["inputs"]["image"]]
     loader = api[node(api, "StableAnimatorModelLoader")]["inputs"]
     for key in ("unet", "pose_net", "face_encoder"):
         loader[key] = names[key]
-    for cls in ("StableAnimatorPoseRender", "StableAnimatorConditioning"):
-        api[node(api, cls)]["inputs"].update(width=size, height=size)
+    # the video size is set on Render Poses alone; Conditioning takes it by link
+    api[node(api, "StableAnimatorPoseRender")]["inputs"].update(width=size, height=size)
     api[node(api, "StableAnimatorConditioning")]["inputs"]["frames"] = frames
     api[node(api, "StableAnimatorSampler")]["inputs"]["steps"] = steps
     api[node(api, "SaveAnimatedWEBP")]["inputs"]["filename_prefix"] = "stableanimator_demo"
@@ -91,8 +79,9 @@ def build_prompt(api: dict, names: dict, size: int, frames: int, steps: int, ran
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default=str(REPO / "output" / "demo"), help="folder for the results")
-    parser.add_argument("--reference", default=str(REPO / "assets" / "reference.jpg"), help="reference photo")
-    parser.add_argument("--frames", type=int, default=None, help="frames to generate (default 16 real, 8 random)")
+    parser.add_argument("--reference", help="your reference photo (default: the example in assets/inputs/)")
+    parser.add_argument("--driving", help="your driving video as an animated WEBP/GIF (default: the example clip)")
+    parser.add_argument("--frames", type=int, default=None, help="frames to generate, at most the driving clip's (default 16 real, 8 random)")
     parser.add_argument("--size", type=int, default=None, help="width = height (default 512 real, 256 random)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default 25 real, 4 random)")
     args = parser.parse_args()
@@ -115,11 +104,17 @@ def main() -> int:
 
     with ComfyHost.from_setup(output_dir=out, models_dir=models) as host:
         print(f"[demo] ComfyUI with StableAnimator is up at {host.url}", flush=True)
-        reference = Image.open(args.reference).convert("RGB")
-        reference.save(host.input_dir / "demo_reference.png")
-        sequence = driving_frames(reference, frames)
-        sequence[0].save(host.input_dir / "demo_driving.webp", save_all=True, append_images=sequence[1:], lossless=True, duration=125)
-        prompt = build_prompt(ui_to_api(json.loads(WORKFLOW.read_text()), host.object_info()), names, size, frames, steps, random)
+        install_example_inputs(host.input_dir)
+        inputs = {}
+        if args.reference:
+            Image.open(args.reference).convert("RGB").save(host.input_dir / "demo_reference.png")
+            inputs["stableanimator_reference.jpg"] = "demo_reference.png"
+        if args.driving:
+            name = "demo_driving" + Path(args.driving).suffix.lower()
+            shutil.copyfile(args.driving, host.input_dir / name)
+            inputs["stableanimator_driving.webp"] = name
+        prompt = build_prompt(ui_to_api(json.loads(WORKFLOW.read_text()), host.object_info()), names, size, frames,
+                              steps, random, inputs)
         print(f"[demo] running {WORKFLOW.name}: {frames} frames at {size}x{size}, {steps} steps", flush=True)
         outputs = host.run(prompt, timeout=3600)
     files = [out / img["subfolder"] / img["filename"] for o in outputs.values() for img in o.get("images", [])

@@ -5,6 +5,8 @@
 #   COMFYUI_PATH=/path/to/ComfyUI [PYTHON=/path/to/python] scripts/setup_host.sh
 #                                    # use an existing ComfyUI and its Python instead
 #   WITH_TEST_DEPS=1 scripts/setup_host.sh   # also install what the test suite needs
+#   WITH_BROWSER=1 scripts/setup_host.sh     # also Debian's chromium and Playwright, for tests/test_browser.py
+#                                            # (apt-get as root or through sudo; SA_CHROMIUM=/path skips it)
 #
 # Idempotent: each step leaves a stamp keyed by what it installed, so a second run only checks stamps.
 # Prints the host's python and ComfyUI root at the end and writes them to .host/host.env.
@@ -87,6 +89,23 @@ STAMP_KEY="$PY:$(hash_of "$REPO/requirements.txt" "$REPO/install.py")" stamped "
 if [[ ${WITH_TEST_DEPS:-0} == 1 ]]; then
   STAMP_KEY="$PY:$(hash_of "$REPO/tests/requirements.txt")" stamped test_requirements \
     "$PY" -m pip install -q -r "$REPO/tests/requirements.txt" -c <(printf '%s\n' "$TORCH_PIN")
+fi
+
+if [[ ${WITH_BROWSER:-0} == 1 ]]; then
+  # The browser test drives ComfyUI's frontend in the system's Chromium; Playwright's own browser download is
+  # never used (no `playwright install`).
+  install_chromium() {
+    if [[ -n ${SA_CHROMIUM:-} ]] || command -v chromium >/dev/null; then return 0; fi
+    local sudo=""
+    [[ $(id -u) == 0 ]] || sudo="sudo -n"
+    if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null; }; then
+      log "could not install chromium with apt-get; install it (Debian/Ubuntu: apt-get install chromium) or set SA_CHROMIUM"
+      return 1
+    fi
+  }
+  STAMP_KEY="chromium:$(command -v chromium || echo "${SA_CHROMIUM:-none}")" stamped chromium install_chromium
+  STAMP_KEY="$PY:playwright==1.65.2" stamped playwright \
+    "$PY" -m pip install -q playwright==1.65.2 -c <(printf '%s\n' "$TORCH_PIN")
 fi
 
 printf 'SA_HOST_PYTHON=%q\nSA_COMFYUI_PATH=%q\n' "$PY" "$ROOT" > "$HOST_DIR/host.env"

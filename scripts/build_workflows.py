@@ -1,0 +1,449 @@
+"""Builds the shipped workflows (workflows/*.json) in ComfyUI's real frontend, from the specs in this file.
+
+    .host/venv/bin/python scripts/build_workflows.py             # rewrite workflows/*.json
+    .host/venv/bin/python scripts/build_workflows.py --pictures  # also the template thumbnails (workflows/*.jpg)
+                                                                 # and screenshots (assets/screenshots/)
+
+Run it again after a node's inputs, outputs or widgets change. It starts a private headless ComfyUI with this
+pack (scripts/comfy_host.py) and Debian's Chromium (scripts/frontend.py), creates every node through the frontend
+itself (so ids, slots and widget values are what the frontend makes), measures each node as the frontend sizes
+it, lays the graph out in columns of groups with room for titles and badges, and saves the graph the way the
+frontend's Export does. Then it opens each saved file by drag-and-drop and checks the layout it wrote.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from comfy_host import REPO, ComfyHost, install_example_inputs  # noqa: E402
+from frontend import Frontend  # noqa: E402
+
+OUT = REPO / "workflows"
+UUID_NAMESPACE = uuid.UUID("4f0c7b8e-2d1a-4c55-9a57-1f3e5b2c8d90")   # fixed: a rebuild keeps each file's id
+
+# Layout, in graph units. A node's title bar (30) sits above its pos, the pack's source badge above that.
+PAD = 16            # inside a group, around its nodes
+GAP = 22            # between one node's bottom and the next node's badge
+COLUMN_GAP = 60
+GROUP_GAP = 40
+MIN_WIDTH = 320
+SCALE = 1.0         # the stored zoom: notes and widgets at the size the frontend's settings give them
+TALL = {"LoadImage": 360, "PreviewImage": 300, "SaveAnimatedWEBP": 400, "SaveImage": 330}   # room for previews
+NOTE_WIDTH = 440
+INPUT_COLOR = ("#232", "#353")     # LiteGraph's green: the nodes where a user picks files
+SIZE_COLOR = ("#223", "#335")      # LiteGraph's blue: where the video size is set
+
+MODEL_URLS = {  # the frontend's missing-model dialog offers these (it downloads only .safetensors from huggingface)
+    "svd_xt.safetensors": ("checkpoints", "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt"
+                                          "/resolve/main/svd_xt.safetensors"),
+}
+# Empty stand-ins in the builder's models root, so the loaders' lists hold the names the workflows use.
+PLACEHOLDER_MODELS = ["checkpoints/svd_xt.safetensors", "stableanimator/unet.pth", "stableanimator/pose_net.pth",
+                      "stableanimator/face_encoder.pth", "stableanimator/glintr100_torch.pth",
+                      "dwpose/yolox_l.onnx", "dwpose/dw-ll_ucoco_384.onnx"]
+
+
+@dataclass
+class Node:
+    key: str
+    type: str
+    title: str | None = None
+    widgets: dict = field(default_factory=dict)
+    color: tuple | None = None
+    text: str | None = None          # MarkdownNote text
+
+
+@dataclass
+class Workflow:
+    name: str
+    columns: list       # each a list of (group title, [node keys])
+    nodes: list
+    links: list         # (src key, output name, dst key, input name)
+
+
+# -------------------------------------------------------------------------------------------------------------
+# The workflows
+
+MODELS_NOTE = """**Models** (nothing is downloaded; press *r* after adding files):
+- `models/checkpoints/svd_xt.safetensors`
+- `models/stableanimator/unet.pth`, `pose_net.pth`, `face_encoder.pth`
+- `models/insightface/models/antelopev2/` with `scrfd_10g_bnkps.onnx` and `glintr100.onnx`
+"""
+DWPOSE_NOTE = "- `models/dwpose/yolox_l.onnx` and `dw-ll_ucoco_384.onnx`\n"
+ARCFACE_NOTE = "- `models/stableanimator/glintr100_torch.pth` (or pick antelopev2's `glintr100.onnx` in Load ArcFace)\n"
+WHERE_NOTE = ("Weights: huggingface.co/FrancisRing/StableAnimator and stabilityai/stable-video-diffusion-img2vid-xt. "
+              "antelopev2 is for non-commercial use only.")
+EXAMPLES_NOTE = ("The examples `{files}` are in the pack's `assets/inputs/`: copy them into ComfyUI's `input` folder "
+                 "once, or pick your own files.")
+
+
+def note(title: str, pick: str, size_at: str, files: list[str], extra_models: str = "", more: str = "") -> str:
+    return (f"## {title}\n\n**Pick:** {pick} {EXAMPLES_NOTE.format(files='`, `'.join(files))}\n\n"
+            f"**Video size:** set once on *{size_at}* (512×512 or 576×1024); its width and height are linked "
+            "on, so the sizes cannot disagree.\n\n"
+            f"{MODELS_NOTE}{extra_models}\n{WHERE_NOTE}\n\n"
+            "Official settings: 25 steps, cfg 3.0, fps 7, motion bucket 127, augmentation 0.02."
+            + (f"\n\n{more}" if more else ""))
+
+
+def inputs_of(info: dict, node_type: str) -> set:
+    spec = info[node_type]["input"]
+    return set(spec.get("required", {})) | set(spec.get("optional", {}))
+
+
+def common_nodes(sampler_prefix: str, info: dict) -> list[Node]:
+    apply = {"id_strength": 1.0, "pose_strength": 1.0}
+    sampler = {"seed": 42, "steps": 25, "cfg_min": 3.0, "cfg_max": 3.0, "sampler_name": "euler", "scheduler": "karras",
+               "denoise": 1.0}
+    # the long-video windows are set on Apply (it sets ComfyUI's context windows) or, in older versions, the sampler
+    (apply if "window" in inputs_of(info, "StableAnimatorApply") else sampler).update(window=16, overlap=4)
+    return [
+        Node("loader", "StableAnimatorModelLoader", widgets={"svd_checkpoint": "svd_xt.safetensors", "unet": "unet.pth",
+             "pose_net": "pose_net.pth", "face_encoder": "face_encoder.pth", "dtype": "auto"}),
+        Node("face_loader", "StableAnimatorFaceAnalysisLoader", widgets={"provider": "auto", "det_size": 640}),
+        Node("face_embed", "StableAnimatorFaceEmbed", "Face Embed (reference)",
+             widgets={"channel_order": "BGR (training)", "on_missing": "error"}),
+        Node("apply", "StableAnimatorApply", widgets=apply),
+        Node("cond", "StableAnimatorConditioning", widgets={"frames": 0, "fps": 7, "motion_bucket_id": 127,
+                                                            "augmentation": 0.02, "seed": 0}),
+        Node("sampler", "StableAnimatorSampler", widgets=sampler),
+        Node("decode", "StableAnimatorDecode", widgets={"chunk": 4}),
+        Node("save", "SaveAnimatedWEBP", "Save video", widgets={"filename_prefix": sampler_prefix, "fps": 7.0,
+             "lossless": False, "quality": 90, "method": "default"}),
+    ]
+
+
+def common_links(pose_source: str, size_source: str) -> list[tuple]:
+    return [
+        ("loader", "MODEL", "apply", "model"), ("loader", "ANIMATOR", "apply", "animator"),
+        ("face_loader", "face_analysis", "face_embed", "face_analysis"), ("reference", "IMAGE", "face_embed", "images"),
+        ("loader", "CLIP_VISION", "cond", "clip_vision"), ("loader", "VAE", "cond", "vae"),
+        ("loader", "ANIMATOR", "cond", "animator"), ("face_embed", "face_embed", "cond", "face_embed"),
+        ("reference", "IMAGE", "cond", "reference"), (pose_source, "images", "cond", "pose_images"),
+        (size_source, "width", "cond", "width"), (size_source, "height", "cond", "height"),
+        ("apply", "MODEL", "sampler", "model"), ("cond", "positive", "sampler", "positive"),
+        ("cond", "negative", "sampler", "negative"), ("cond", "latent", "sampler", "latent"),
+        ("loader", "VAE", "decode", "vae"), ("sampler", "LATENT", "decode", "latent"), ("decode", "IMAGE", "save", "images"),
+    ]
+
+
+def pose_frames_workflow(info, name, title, poses_file, frames, prefix, more="") -> Workflow:
+    files = ["stableanimator_reference.jpg", poses_file]
+    nodes = [
+        Node("note", "MarkdownNote", "Read me", text=note(title, "your photo in *Reference photo* and skeleton frames in "
+             "the official DWPose style (coloured sticks on black, one per video frame; an animated WEBP/GIF gives "
+             "them all) in *Pose frames*.", "Resize Images", files, more=more)),
+        Node("reference", "LoadImage", "Reference photo", widgets={"image": files[0], "upload": "image"}, color=INPUT_COLOR),
+        Node("poses", "LoadImage", "Pose frames", widgets={"image": poses_file, "upload": "image"}, color=INPUT_COLOR),
+        Node("resize", "StableAnimatorResizeImage", "Resize Images (video size)",
+             widgets={"width": 512, "height": 512, "method": "lanczos (official)"}, color=SIZE_COLOR),
+        *common_nodes(prefix, info),
+    ]
+    for n in nodes:
+        if n.key == "cond":
+            n.widgets["frames"] = frames
+    links = [("poses", "IMAGE", "resize", "images"), *common_links("resize", "resize")]
+    columns = [[("Start here", ["note"])],
+               [("Your inputs", ["reference", "poses", "resize"])],
+               [("Models", ["loader", "face_loader", "face_embed"])],
+               [("Generate", ["apply", "cond", "sampler"])],
+               [("Decode and save", ["decode", "save"])]]
+    return Workflow(name, columns, nodes, links)
+
+
+def driving_nodes(info: dict, prefix: str, title: str, extra_models: str = "", more: str = "") -> tuple[list, list]:
+    files = ["stableanimator_reference.jpg", "stableanimator_driving.webp"]
+    nodes = [
+        Node("note", "MarkdownNote", "Read me", text=note(title, "your photo in *Reference photo* and a video of a "
+             "person moving in *Driving video* (an animated WEBP/GIF, or frames from a video loader).",
+             "Render Poses", files, extra_models=DWPOSE_NOTE + extra_models, more=more)),
+        Node("reference", "LoadImage", "Reference photo", widgets={"image": files[0], "upload": "image"}, color=INPUT_COLOR),
+        Node("driving", "LoadImage", "Driving video", widgets={"image": files[1], "upload": "image"}, color=INPUT_COLOR),
+        Node("dwpose", "StableAnimatorDWPoseLoader", widgets={"detector": "yolox_l.onnx",
+             "pose_model": "dw-ll_ucoco_384.onnx", "device": "auto"}),
+        Node("extract_ref", "StableAnimatorPoseExtract", "Extract Poses (reference)"),
+        Node("extract_drv", "StableAnimatorPoseExtract", "Extract Poses (driving)"),
+        Node("align", "StableAnimatorPoseAlign", widgets={"align": True}),
+        Node("render", "StableAnimatorPoseRender", "Render Poses (video size)",
+             widgets={"width": 512, "height": 512, "body": True, "hands": True, "face": True}, color=SIZE_COLOR),
+        Node("preview", "PreviewImage", "Aligned poses"),
+        *common_nodes(prefix, info),
+    ]
+    links = [("dwpose", "dwpose", "extract_ref", "dwpose"), ("reference", "IMAGE", "extract_ref", "images"),
+             ("dwpose", "dwpose", "extract_drv", "dwpose"), ("driving", "IMAGE", "extract_drv", "images"),
+             ("extract_drv", "pose_keypoint", "align", "driving"), ("extract_ref", "pose_keypoint", "align", "reference"),
+             ("align", "pose_keypoint", "render", "pose_keypoint"), ("render", "images", "preview", "images"),
+             *common_links("render", "render")]
+    return nodes, links
+
+
+def driving_workflow(info) -> Workflow:
+    nodes, links = driving_nodes(info, "StableAnimator_driving", "Animate a photo with a driving video")
+    columns = [[("Start here", ["note"])],
+               [("Your inputs", ["reference", "driving"])],
+               [("Poses from the driving video", ["dwpose", "extract_ref", "extract_drv", "align", "render", "preview"])],
+               [("Models", ["loader", "face_loader", "face_embed"])],
+               [("Generate", ["apply", "cond", "sampler"])],
+               [("Decode and save", ["decode", "save"])]]
+    return Workflow("stableanimator_driving_video", columns, nodes, links)
+
+
+def hjb_workflow(info) -> Workflow:
+    nodes, links = driving_nodes(
+        info, "StableAnimator_hjb", "Driving video + HJB face optimisation", extra_models=ARCFACE_NOTE,
+        more="**HJB** refines each step towards the reference face between start_step and end_step (slow: it "
+             "decodes and backpropagates through the VAE). *Identity Similarity* scores every frame (CSIM) and saves "
+             "a plot.")
+    nodes += [
+        Node("boxes", "StableAnimatorFaceBoxes", widgets={"expand": 1.2, "min_score": 0.3}),
+        Node("arcface", "StableAnimatorArcFaceLoader", widgets={"weights": "stableanimator/glintr100_torch.pth"}),
+        Node("hjb", "StableAnimatorHJB", widgets={"start_step": 0, "end_step": 20, "iterations": 3,
+                                                  "learning_rate": 0.1, "context": 8, "full_frame": False}),
+        Node("embed_out", "StableAnimatorFaceEmbed", "Face Embed (video frames)",
+             widgets={"channel_order": "BGR (training)", "on_missing": "zero embedding (official)"}),
+        Node("similarity", "StableAnimatorIdentitySimilarity"),
+        Node("save_plot", "SaveImage", "Save CSIM plot", widgets={"filename_prefix": "StableAnimator_csim"}),
+    ]
+    links += [("align", "pose_keypoint", "boxes", "pose_keypoint"), ("render", "width", "boxes", "width"),
+              ("render", "height", "boxes", "height"),
+              ("loader", "VAE", "hjb", "vae"), ("arcface", "arcface", "hjb", "arcface"), ("reference", "IMAGE", "hjb", "reference"),
+              ("face_embed", "face_embed", "hjb", "reference_face"), ("boxes", "masks", "hjb", "face_masks"),
+              ("face_loader", "face_analysis", "embed_out", "face_analysis"), ("decode", "IMAGE", "embed_out", "images"),
+              ("face_embed", "face_embed", "similarity", "reference"), ("embed_out", "face_embed", "similarity", "frames"),
+              ("similarity", "plot", "save_plot", "images")]
+    if "MODEL" in info["StableAnimatorHJB"]["output"]:   # a model patch: Apply -> HJB -> Sampler
+        links.remove(("apply", "MODEL", "sampler", "model"))
+        links += [("apply", "MODEL", "hjb", "model"), ("hjb", "MODEL", "sampler", "model")]
+    else:                                                # settings for the sampler's hjb input
+        links.append(("hjb", "HJB", "sampler", "hjb"))
+    columns = [[("Start here", ["note"])],
+               [("Your inputs", ["reference", "driving"])],
+               [("Poses from the driving video", ["dwpose", "extract_ref", "extract_drv", "align", "render", "boxes", "preview"])],
+               [("Models", ["loader", "face_loader", "face_embed", "arcface"])],
+               [("Generate", ["apply", "cond", "hjb", "sampler"])],
+               [("Decode and save", ["decode", "save"]), ("Identity check", ["embed_out", "similarity", "save_plot"])]]
+    return Workflow("stableanimator_hjb_identity", columns, nodes, links)
+
+
+def workflows(info: dict) -> list[Workflow]:
+    """The four shipped workflows for the node definitions in `info` (the host's /object_info)."""
+    return [
+        pose_frames_workflow(info, "stableanimator_basic", "Animate a photo with pose frames", "stableanimator_poses.webp",
+                             0, "StableAnimator"),
+        driving_workflow(info),
+        hjb_workflow(info),
+        pose_frames_workflow(
+            info, "stableanimator_long_video", "A long video (64 frames) in windows", "stableanimator_poses_long.webp", 64,
+            "StableAnimator_long",
+            more="**Long videos:** sampling runs in windows of `window` frames (16, as trained) that all hold "
+                 "frame 0, shifted by window − overlap, blended with triangular weights; memory follows the window, "
+                 "not the length. *frames* = 0 uses every pose frame."),
+    ]
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Building in the frontend
+
+CREATE_JS = """
+async (spec) => {
+  app.graph.clear();
+  const byKey = {};
+  for (const s of spec.nodes) {
+    const n = LiteGraph.createNode(s.type);
+    if (!n) throw new Error('unknown node type ' + s.type);
+    if (s.title) n.title = s.title;
+    if (s.color) { n.color = s.color[0]; n.bgcolor = s.color[1]; }
+    app.graph.add(n);
+    for (const [name, value] of Object.entries(s.widgets)) {
+      const w = n.widgets?.find(w => w.name === name);
+      if (!w) throw new Error(s.type + ' has no widget ' + name);
+      w.value = value;
+      if (name === 'seed') { const c = n.widgets.find(w => w.name === 'control_after_generate'); if (c) c.value = 'fixed'; }
+    }
+    if (s.text !== null) n.widgets[0].value = s.text;
+    if (s.models) n.properties.models = s.models;
+    byKey[s.key] = n;
+  }
+  for (const [src, out, dst, inp] of spec.links) {
+    const a = byKey[src], b = byKey[dst];
+    const o = a.findOutputSlot(out), i = b.findInputSlot(inp);
+    if (o < 0 || i < 0) throw new Error(`no slot for link ${src}.${out} -> ${dst}.${inp}`);
+    if (!a.connect(o, b, i)) throw new Error(`link refused: ${src}.${out} -> ${dst}.${inp}`);
+  }
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  const out = {};
+  for (const [key, n] of Object.entries(byKey)) {
+    const badges = (n.badges || []).map(b => typeof b === 'function' ? b() : b);
+    out[key] = {id: n.id, computed: Array.from(n.computeSize()),
+                badge: badges.length ? Math.max(...badges.map(b => b.height || 0)) + 2 : 0};
+  }
+  return out;
+}
+"""
+
+APPLY_LAYOUT_JS = """
+async ([spec, layout, groups, view]) => {
+  for (const [key, box] of Object.entries(layout)) {
+    const n = app.graph.getNodeById(box.id);
+    n.pos = [box.x, box.y]; n.size = [box.w, box.h];
+  }
+  for (const g of [...app.graph.groups]) app.graph.remove(g);
+  for (const g of groups) {
+    const grp = new LiteGraph.LGraphGroup(g.title); grp.pos = [g.x, g.y]; grp.size = [g.w, g.h]; app.graph.add(grp);
+  }
+  app.canvas.ds.scale = view.scale; app.canvas.ds.offset = view.offset;
+  app.canvas.setDirty(true, true);
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+}
+"""
+
+EXPORT_JS = "async () => JSON.parse(JSON.stringify((await app.graphToPrompt()).workflow))"
+
+
+def layout(wf: Workflow, measured: dict, note_heights: dict) -> tuple[dict, list]:
+    """Columns of groups, each a stack of nodes as wide as the column's widest; returns node boxes and groups."""
+    boxes, groups = {}, []
+    x = 0
+    types = {n.key: n.type for n in wf.nodes}
+    for column in wf.columns:
+        keys = [k for _, ks in column for k in ks]
+        width = max([MIN_WIDTH] + [measured[k]["computed"][0] for k in keys])
+        if any(types[k] == "MarkdownNote" for k in keys):
+            width = max(width, NOTE_WIDTH)
+        width = int(-(-width // 10) * 10)
+        y = 0
+        for title, ks in column:
+            top = y
+            y += 34 + PAD   # the group's title bar (font 24 x 1.4)
+            for k in ks:
+                m = measured[k]
+                y += m["badge"] + 30   # badge, then the node's title bar; pos is below both
+                h = note_heights.get(k) or max(m["computed"][1], TALL.get(types[k], 0))
+                boxes[k] = {"id": m["id"], "x": x + PAD, "y": y, "w": width, "h": int(-(-h // 2) * 2)}
+                y += boxes[k]["h"] + GAP
+            y += PAD - GAP
+            groups.append({"title": title, "x": x, "y": top, "w": width + 2 * PAD, "h": y - top})
+            y += GROUP_GAP
+        x += width + 2 * PAD + COLUMN_GAP
+    return boxes, groups
+
+
+def view_for() -> dict:
+    # graph point (0, 0) a little inside the canvas's top-left corner at the stored zoom
+    # (the sidebar covers the canvas's left 70 pixels, the floating workflow name its top 80)
+    return {"scale": SCALE, "offset": [round(80 / SCALE, 1), round(90 / SCALE, 1)]}
+
+
+def spec_json(wf: Workflow) -> dict:
+    def models(n):
+        if n.type != "StableAnimatorModelLoader":
+            return None
+        return [{"name": name, "url": url, "directory": d} for name, (d, url) in MODEL_URLS.items()
+                if name in n.widgets.values()]
+    return {"nodes": [{"key": n.key, "type": n.type, "title": n.title, "widgets": n.widgets, "color": n.color,
+                       "text": n.text, "models": models(n)} for n in wf.nodes],
+            "links": [list(link) for link in wf.links]}
+
+
+def build(fe: Frontend, wf: Workflow) -> dict:
+    spec = spec_json(wf)
+    measured = fe.page.evaluate(CREATE_JS, spec)
+    notes = [n.key for n in wf.nodes if n.type == "MarkdownNote"]
+    boxes, groups = layout(wf, measured, {k: 120 for k in notes})
+    fe.page.evaluate(APPLY_LAYOUT_JS, [spec, boxes, groups, view_for()])
+    # a note is as tall as its text needs at this width (measured in its DOM editor at scale 1)
+    heights = {}
+    for k in notes:
+        over = fe.note_overflow(measured[k]["id"])
+        heights[k] = boxes[k]["h"] - over["client"] + over["scroll"] + 12
+    boxes, groups = layout(wf, measured, heights)
+    fe.page.evaluate(APPLY_LAYOUT_JS, [spec, boxes, groups, view_for()])
+    data = fe.page.evaluate(EXPORT_JS)
+    data["id"] = str(uuid.uuid5(UUID_NAMESPACE, wf.name))
+    data["extra"]["ds"] = view_for()
+    return data
+
+
+def write(path: Path, data: dict) -> bool:
+    text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+    changed = not path.exists() or path.read_text() != text
+    path.write_text(text)
+    return changed
+
+
+def pictures(fe: Frontend, paths: list[Path]) -> None:
+    """Template thumbnails (the frontend shows <name>.jpg beside <name>.json: the whole graph) and screenshots of
+    each workflow at its stored view (the README shows one)."""
+    from PIL import Image
+    shots = REPO / "assets" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp())
+    for path in paths:
+        data = json.loads(path.read_text())
+        fe.drop_workflow(path)
+        fe.wait_loaded(len(data["nodes"]))
+        fe.settle(2.5)   # image previews
+        shot = Image.open(fe.screenshot(tmp / f"{path.stem}.png")).convert("RGB")
+        # 256 colours keep the UI crisp at a third of the size; the example photo dithers a little
+        shot.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(shots / f"{path.stem}.png", optimize=True)
+        # the template browser shows square cards: the whole graph fitted into a square window
+        fe.page.set_viewport_size({"width": 900, "height": 900})
+        fe.fit_all()
+        whole = Image.open(fe.screenshot(tmp / f"{path.stem}_all.png")).convert("RGB")
+        fe.fit_all()   # focus mode off again
+        fe.page.set_viewport_size(fe.viewport)
+        # without the canvas's own toolbar (bottom) and Focus Mode's button (top)
+        whole.crop((0, 50, 900, 830)).resize((450, 390), Image.LANCZOS).save(path.with_suffix(".jpg"), quality=88)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pictures", action="store_true", help="also write thumbnails and screenshots")
+    parser.add_argument("--check", action="store_true", help="write nothing; fail when a file would change")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="sa_build_workflows_"))
+    models = work / "models"
+    for rel in PLACEHOLDER_MODELS:
+        (models / rel).parent.mkdir(parents=True, exist_ok=True)
+        (models / rel).write_bytes(b"")
+    changed = []
+    with ComfyHost.from_setup(models_dir=models, input_dir=work / "input") as host:
+        install_example_inputs(host.input_dir)
+        with Frontend(host.url, work) as fe:
+            fe.settle(1)
+            fe.take_events()
+            paths = []
+            for wf in workflows(host.object_info()):
+                data = build(fe, wf)
+                path = OUT / f"{wf.name}.json"
+                paths.append(path)
+                if args.check:
+                    if not path.exists() or json.loads(path.read_text()) != data:
+                        changed.append(path.name)
+                elif write(path, data):
+                    changed.append(path.name)
+                print(f"[build_workflows] {path.relative_to(REPO)}: {len(data['nodes'])} nodes, "
+                      f"{len(data['links'])} links", flush=True)
+            problems = [e for e in fe.take_events() if "Content Security Policy" not in e[1]]
+            if problems:
+                print("[build_workflows] the frontend reported:", *problems, sep="\n  ")
+            if args.pictures and not args.check:
+                pictures(fe, paths)
+    shutil.rmtree(work, ignore_errors=True)
+    if args.check and changed:
+        print(f"[build_workflows] out of date: {', '.join(changed)}; run scripts/build_workflows.py")
+        return 1
+    print(f"[build_workflows] {'changed: ' + ', '.join(changed) if changed else 'no change'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
