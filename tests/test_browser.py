@@ -3,9 +3,11 @@ Chromium driven by Playwright (scripts/frontend.py; scripts/setup_host.sh WITH_B
 
 Each workflow is opened by drag-and-drop and by Workflow > Open, and what the frontend then holds is checked
 against the file: no alert, no console error, no dialog, every node known, every widget value where the file put
-it and inside its node, no node over another node or a group title, notes whose text fits. One workflow per file
-then runs from the Run button at toy size on the small official-format weights (tests/fixtures/e2e_models.py),
-and its saved video is read back. Screenshots go to test-artifacts/browser/ (gitignored).
+it and inside its node, no node over another node or a group title, notes whose text fits. The template browser
+lists each workflow once with its thumbnail and opens it; the Missing Models dialog offers the SVD download. Each
+workflow then runs from the Run button at toy size on the small official-format weights
+(tests/fixtures/e2e_models.py), and its saved video is read back. Screenshots go to test-artifacts/browser/
+(gitignored).
 """
 import json
 import time
@@ -354,6 +356,8 @@ def test_runs_from_the_run_button(host, frontend, path):
     seconds = time.time() - started
     frontend.settle(1.5)
     frontend.screenshot(ARTIFACTS / f"{path.stem}_after_run.png")
+    frontend.fit_all(focus_mode=False)   # the whole graph with its previews, for the artefacts
+    frontend.screenshot(ARTIFACTS / f"{path.stem}_after_run_all.png")
     assert entry["status"]["status_str"] == "success", host.error_message(entry)
     assert not problems(frontend), problems(frontend)
     assert not frontend.visible_dialogs(), frontend.visible_dialogs()
