@@ -10,6 +10,7 @@ from ..stableanimator_core.image_ops import check_size, resize_lanczos, resize_s
 from ..stableanimator_core.model.reference_prep import clip_input, noised_vae_input, pose_tensor
 from .images import validate_size
 from .socket_types import ANIMATOR, FACE_EMBED
+from .validation import check_inputs, known, require_finite
 
 CATEGORY = "StableAnimator"
 
@@ -109,12 +110,15 @@ class StableAnimatorConditioning(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, width, height):
-        return validate_size(width, height)
+    def validate_inputs(cls, **values):
+        return check_inputs(cls, values, rules=[
+            lambda v: validate_size(v["width"], v["height"]) if known(v, "width", "height") else None])
 
     @classmethod
     def execute(cls, clip_vision, vae, animator, face_embed, reference, pose_images, width, height, frames,
                 fps, motion_bucket_id, augmentation, seed) -> io.NodeOutput:
+        require_finite(cls, "reference", reference)
+        require_finite(cls, "pose_images", pose_images)
         return io.NodeOutput(*build_conditioning(clip_vision, vae, animator, face_embed, reference, pose_images,
                                                  width, height, frames, fps, motion_bucket_id, augmentation, seed))
 

@@ -7,6 +7,7 @@ from . import loading
 from .model_folders import full_path
 from .patching import apply_stableanimator
 from .socket_types import ANIMATOR
+from .validation import check_inputs
 
 CATEGORY = "StableAnimator"
 
@@ -50,6 +51,11 @@ class StableAnimatorModelLoader(io.ComfyNode):
                 ANIMATOR.Output(display_name="ANIMATOR", tooltip="PoseNet, face encoder and ID adapter weights."),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, **values):
+        return check_inputs(cls, values, weights={"svd_checkpoint": "checkpoints", "unet": "stableanimator",
+                                                  "pose_net": "stableanimator", "face_encoder": "stableanimator"})
 
     @classmethod
     def execute(cls, svd_checkpoint, unet, pose_net, face_encoder, dtype) -> io.NodeOutput:
