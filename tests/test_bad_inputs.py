@@ -75,11 +75,12 @@ def add_generation(prompt, steps=1, prefix="bad_inputs/video"):
     """Apply -> StableAnimator Sampler -> Decode -> SaveAnimatedWEBP on top of base_prompt."""
     prompt.update({
         "8": {"class_type": "StableAnimatorApply", "inputs": {"model": ["3", 0], "animator": ["3", 3],
-                                                              "id_strength": 1.0, "pose_strength": 1.0}},
+                                                              "id_strength": 1.0, "pose_strength": 1.0,
+                                                              "window": 16, "overlap": 4}},
         "9": {"class_type": "StableAnimatorSampler", "inputs": {
             "model": ["8", 0], "positive": ["6", 0], "negative": ["6", 1], "latent": ["6", 2], "seed": next(SEEDS),
             "steps": steps, "cfg_min": 1.0, "cfg_max": 2.5, "sampler_name": "euler", "scheduler": "karras",
-            "denoise": 1.0, "window": 16, "overlap": 4}},
+            "denoise": 1.0}},
         "10": {"class_type": "StableAnimatorDecode", "inputs": {"vae": ["3", 2], "latent": ["9", 0], "chunk": 4}},
         "11": {"class_type": "SaveAnimatedWEBP", "inputs": {"images": ["10", 0], "filename_prefix": prefix, "fps": 7.0,
                                                             "lossless": True, "quality": 90, "method": "default"}},
@@ -457,3 +458,35 @@ def test_nan_keypoint_is_a_missing_point(host):
     want = rendered(host, host.run(keypoint_prompt([{"people": [{"pose_keypoints_2d": missing}], **canvas}], "bad_inputs/kp_gap")))
     np.testing.assert_array_equal(got[0], want[0])
     assert (got[0].max(-1) > 0).mean() > 0.002   # the rest of the skeleton is drawn (about 0.7 %)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sampling with core nodes: the checks ride on the conditioning, so core KSampler reports them too
+
+def core_ksampler(prompt, model, latent):
+    prompt["9"] = {"class_type": "KSampler", "inputs": {
+        "model": model, "positive": ["6", 0], "negative": ["6", 1], "latent_image": latent, "seed": next(SEEDS),
+        "steps": 1, "cfg": 2.5, "sampler_name": "euler", "scheduler": "karras", "denoise": 1.0}}
+    return prompt
+
+
+def test_core_ksampler_with_a_model_without_apply(host):
+    prompt = core_ksampler(add_generation(base_prompt()), ["3", 0], ["6", 2])   # the loader's MODEL, unpatched
+    expect_error(host, prompt, "MODEL has no StableAnimator patches", "StableAnimator Apply",
+                 title="conditioning used with a MODEL that did not go through StableAnimator Apply (core KSampler)")
+
+
+def test_core_ksampler_with_more_latent_frames_than_poses(host):
+    prompt = add_generation(base_prompt(frames=2))
+    prompt["12"] = {"class_type": "RepeatLatentBatch", "inputs": {"samples": ["6", 2], "amount": 2}}
+    core_ksampler(prompt, ["8", 0], ["12", 0])
+    expect_error(host, prompt, "latent has 4 frames but the conditioning has 2 pose frames",
+                 title="latent with more frames than the conditioning's pose frames (core KSampler)")
+
+
+def test_core_ksampler_with_video_linear_cfg_runs(host):
+    prompt = add_generation(base_prompt(frames=2))
+    prompt["12"] = {"class_type": "VideoLinearCFGGuidance", "inputs": {"model": ["8", 0], "min_cfg": 1.0}}
+    core_ksampler(prompt, ["12", 0], ["6", 2])
+    outputs = host.run(prompt, timeout=300)
+    assert outputs["11"]["images"], outputs

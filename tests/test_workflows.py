@@ -136,8 +136,10 @@ def shrink(api: dict, frames: int, prefix: str, window=16, overlap=4) -> dict:
             inputs.update(width=W, height=H, frames=frames)
         elif t in ("StableAnimatorPoseRender", "StableAnimatorFaceBoxes"):
             inputs.update(width=W, height=H)
+        elif t == "StableAnimatorApply":
+            inputs.update(window=window, overlap=overlap)
         elif t == "StableAnimatorSampler":
-            inputs.update(steps=2, window=window, overlap=overlap)
+            inputs.update(steps=2)
         elif t == "StableAnimatorHJB":
             inputs.update(start_step=0, end_step=2, iterations=1, context=2)
         elif t == "StableAnimatorDecode":
@@ -209,9 +211,9 @@ def test_long_video_workflow_runs_in_windows(host, object_info):
 def test_long_video_workflow_ships_64_frames(object_info):
     api = to_api(load(REPO / "workflows" / "stableanimator_long_video.json"), object_info)
     cond = next(v for v in api.values() if v["class_type"] == "StableAnimatorConditioning")
-    samp = next(v for v in api.values() if v["class_type"] == "StableAnimatorSampler")
+    apply = next(v for v in api.values() if v["class_type"] == "StableAnimatorApply")
     assert cond["inputs"]["frames"] >= 64
-    assert samp["inputs"]["window"] == 16 and samp["inputs"]["overlap"] == 4
+    assert apply["inputs"]["window"] == 16 and apply["inputs"]["overlap"] == 4
 
 
 # -------------------------------------------------------------------------------------------------------------
