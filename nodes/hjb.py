@@ -37,6 +37,7 @@ from ..stableanimator_core.face.face_crop import boxes_from_masks, boxes_to_pixe
 from ..stableanimator_core.sampling.hjb import HJBSettings, reference_identity, refine_x0, schedule_step
 from .sampling import CATEGORY
 from .socket_types import ARCFACE, FACE_EMBED
+from .validation import check_inputs, known
 
 log = logging.getLogger("StableAnimator")
 
@@ -284,10 +285,10 @@ class StableAnimatorHJB(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, start_step, end_step):
-        if end_step < start_step:
-            return f"end_step ({end_step}) is before start_step ({start_step})"
-        return True
+    def validate_inputs(cls, **values):
+        return check_inputs(cls, values, rules=[
+            lambda v: f"end_step ({v['end_step']}) is before start_step ({v['start_step']})"
+            if known(v, "start_step", "end_step") and v["end_step"] < v["start_step"] else None])
 
     @classmethod
     def execute(cls, model, vae, arcface, reference, reference_face, face_masks, start_step, end_step, iterations,

@@ -7,7 +7,7 @@ from . import loading
 from .model_folders import full_path
 from .patching import apply_stableanimator
 from .socket_types import ANIMATOR
-from .validation import check_inputs
+from .validation import check_inputs, known
 
 CATEGORY = "StableAnimator"
 
@@ -95,10 +95,12 @@ class StableAnimatorApply(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, window=16, overlap=4):   # defaults: an older prompt without them gets core's "missing" error
-        if window < 2 or not 0 <= overlap < window - 1:
-            return f"overlap ({overlap}) must be at least 0 and smaller than window - 1 ({window - 1})"
-        return True
+    def validate_inputs(cls, **values):
+        def windows(v):
+            if not known(v, "window", "overlap") or v["overlap"] < v["window"] - 1:
+                return None
+            return f"overlap ({v['overlap']}) must be smaller than window - 1 ({v['window'] - 1})"
+        return check_inputs(cls, values, rules=[windows])
 
     @classmethod
     def execute(cls, model, animator, id_strength, pose_strength, window, overlap) -> io.NodeOutput:

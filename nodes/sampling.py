@@ -20,6 +20,7 @@ from comfy_api.latest import io
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.sampling.windows import cfg_scales, periodic_noise
 from .context_windows import window_length
+from .validation import check_inputs
 
 CATEGORY = "StableAnimator/sampling"
 
@@ -94,6 +95,10 @@ class StableAnimatorSampler(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, **values):   # sampler_name/scheduler combos: ComfyUI 0.3.75 checks no V3 combo
+        return check_inputs(cls, values)
+
+    @classmethod
     def execute(cls, model, positive, negative, latent, seed, steps, cfg_min, cfg_max, sampler_name, scheduler,
                 denoise) -> io.NodeOutput:
         return io.NodeOutput(run_sampler(model, positive, negative, latent, seed, steps, cfg_min, cfg_max, sampler_name,
@@ -115,6 +120,10 @@ class StableAnimatorDecode(io.ComfyNode):
                                  tooltip="Frames decoded together. Official: 4; larger is smoother and needs more memory.")],
             outputs=[io.Image.Output(display_name="IMAGE", tooltip="The video frames.")],
         )
+
+    @classmethod
+    def validate_inputs(cls, **values):
+        return check_inputs(cls, values)
 
     @classmethod
     def execute(cls, vae, latent, chunk) -> io.NodeOutput:

@@ -490,3 +490,11 @@ def test_core_ksampler_with_video_linear_cfg_runs(host):
     core_ksampler(prompt, ["12", 0], ["6", 2])
     outputs = host.run(prompt, timeout=300)
     assert outputs["11"]["images"], outputs
+
+
+def test_unknown_sampler_name_is_refused_before_loading(host):
+    prompt = add_generation(base_prompt())
+    del prompt["7"]   # ComfyUI runs the outputs that validate; only the video output is left here
+    prompt["9"]["inputs"]["sampler_name"] = "euler_fake"
+    expect_error(host, prompt, "StableAnimator Sampler", "sampler_name 'euler_fake' is not one of",
+                 title="sampler_name euler_fake", before_running=True)

@@ -6,14 +6,12 @@ from importlib import import_module
 import pytest
 import torch
 
-# Nodes being reworked on another branch (issue 12); they get the same check when that work lands.
-PENDING = {"StableAnimatorApply", "StableAnimatorSampler", "StableAnimatorGuider", "StableAnimatorEulerSampler",
-           "StableAnimatorDecode", "StableAnimatorHJB"}
+PENDING = set()   # nodes that do not go through check_inputs yet (none)
 
 
 @pytest.fixture(scope="module")
 def mods(pack):
-    names = ["validation", "model_nodes", "conditioning", "images", "face", "pose"]
+    names = ["validation", "model_nodes", "conditioning", "images", "face", "pose", "sampling", "hjb"]
     return {n: import_module(f"{pack.__name__}.nodes.{n}") for n in names} | {
         "errors": import_module(f"{pack.__name__}.stableanimator_core.errors"),
         "registry": import_module(f"{pack.__name__}.nodes")}
@@ -51,12 +49,12 @@ def test_every_node_of_the_pack_validates_all_its_inputs(mods):
         assert spec.varkw is not None, f"{node_id}.validate_inputs does not take **kwargs"
         assert "check_inputs" in inspect.getsource(fn.__func__), node_id
         checked.append(node_id)
-    assert len(checked) == 12, checked
+    assert len(checked) == 16, checked
 
 
 def test_shipped_defaults_pass_where_their_files_exist(mods):
     """Defaults of nodes without files or folders pass (loaders need their files: see the host catalogue)."""
-    for module in ("conditioning", "images", "pose", "face"):
+    for module in ("conditioning", "images", "pose", "face", "sampling", "model_nodes", "hjb"):
         for node in mods[module].NODES:
             name = node.define_schema().node_id
             if name in PENDING or "Loader" in name:
@@ -174,3 +172,14 @@ def test_renamed_options_point_at_current_options(mods):
     assert out["nodes"][0]["widgets_values"] == ["BGR (training)", "zero embedding (no identity)"]
     assert out["nodes"][1]["widgets_values"] == ["cpu", "image"]   # other nodes untouched
     assert ui["nodes"][0]["widgets_values"][1] == "zero embedding (official)"   # a copy
+
+
+def test_sampling_nodes_refuse_unknown_combos_and_windows(mods):
+    sampler = mods["sampling"].StableAnimatorSampler
+    expect(mods, sampler, "sampler_name 'euler_fake' is not one of", sampler_name="euler_fake")
+    expect(mods, sampler, "scheduler 'fancy' is not one of", scheduler="fancy")
+    expect(mods, sampler, "denoise = 1.5 is above its maximum 1.0", denoise=1.5)
+    apply = mods["model_nodes"].StableAnimatorApply
+    expect(mods, apply, "overlap (15) must be smaller than window - 1 (15)", window=16, overlap=15)
+    hjb = mods["hjb"].StableAnimatorHJB
+    expect(mods, hjb, "end_step (2) is before start_step (5)", start_step=5, end_step=2)
