@@ -34,7 +34,18 @@ def pip(*args):
     subprocess.check_call([sys.executable, "-m", "pip", *args])
 
 
+def warn_two_opencvs():
+    """Two OpenCV flavours share one cv2 folder: whichever was installed last wins, and uninstalling either
+    breaks cv2. Other packs may need either one, so this only says so."""
+    flavours = [d for d in ("opencv-python", "opencv-python-headless", "opencv-contrib-python",
+                            "opencv-contrib-python-headless") if installed(d)]
+    if len(flavours) > 1:
+        print(f"[ComfyUI-StableAnimator] note: {', '.join(flavours)} are all installed and share the cv2 package; "
+              "if `import cv2` fails, reinstall one of them with --force-reinstall --no-deps")
+
+
 def main():
+    warn_two_opencvs()
     cpu, gpu = installed("onnxruntime"), installed("onnxruntime-gpu")
     if not (cpu and gpu):
         print(f"[ComfyUI-StableAnimator] onnxruntime: {'onnxruntime-gpu ' + gpu if gpu else 'onnxruntime ' + str(cpu)}")

@@ -4,9 +4,9 @@
     .host/venv/bin/python benchmarks/sampling.py --full     # SVD-xt at full size (needs a GPU)
 
 Ours: official-format weights written to disk, loaded by the pack's loader, patched by StableAnimator Apply,
-sampled by the pack's sampler (batched cond+uncond per window, windows, per-frame CFG, Euler, HJB with
-region decoding). Baseline: the official semantics on diffusers' UNetSpatioTemporalConditionModel (the
-independent reference of the equivalence tests): two separate cond/uncond calls per window, v fused, CFG,
+sampled by the pack's sampler (core sampling with the pack's context windows: batched cond+uncond per window,
+per-frame CFG, Euler, HJB as a post-CFG patch with region decoding). Baseline: the official semantics on
+diffusers' UNetSpatioTemporalConditionModel (the independent reference of the equivalence tests): two separate cond/uncond calls per window, v fused, CFG,
 Euler, and HJB decoding every frame in full with all chunk graphs kept, as the official pipeline does.
 Each measurement runs in its own process; peak memory is torch's peak allocated on a GPU and the process's
 peak RSS on the CPU. Random weights; figures only, no assertions.
@@ -55,14 +55,14 @@ def weights(folder: Path, full: bool):
 
 
 def make_vae(kind):
-    import test_hjb
-    return test_hjb._svd_vae(small=(kind == "small"), seed=1)
+    from fixtures.hjb_models import svd_vae
+    return svd_vae(small=(kind == "small"), seed=1)
 
 
 def make_arcface(kind, device):
     if kind == "tiny":
-        import test_hjb
-        return test_hjb._centred_arcface().to(device)
+        from fixtures.hjb_models import centred_arcface
+        return centred_arcface().to(device)
     from stableanimator_core.face.arcface import IResNet, IResNetConfig
     return IResNet(IResNetConfig()).eval().requires_grad_(False).to(device)
 
@@ -105,7 +105,6 @@ def run_ours(pack, folder, frames, width, height, steps, hjb_steps, cfg, dtype, 
         FakeClipVision(torch.randn(1, 1024, generator=g)), FakeVAE(torch.randn(1, 4, height // 8, width // 8, generator=g), height, width),
         animator, FakeFaceEmbed(torch.randn(1, 512, generator=g)), torch.rand(1, height, width, 3, generator=g),
         torch.rand(frames, height, width, 3, generator=g), width, height, 0, 7, 127, 0.02, 0)
-    hjb = None
     if hjb_steps:
         import comfy.model_patcher
         import comfy.model_management as mm
@@ -114,12 +113,13 @@ def run_ours(pack, folder, frames, width, height, steps, hjb_steps, cfg, dtype, 
         embed = FakeFaceEmbed(torch.zeros(1, 512))
         embed.boxes, embed.found, embed.image_size = torch.tensor([[width * .375, height * .125, width * .625, height * .375]]), torch.tensor([True]), (height, width)
         embed.__class__ = type("Embed", (FakeFaceEmbed,), {"__len__": lambda self: 1})
-        hjb = hjb_nodes.HJBFaceOptimisation(make_vae(cfg["vae"]), arc, torch.rand(1, height, width, 3), embed,
-                                            face_masks(frames, height, width), hjb_core.HJBSettings(start=hjb_steps[0], end=hjb_steps[1]))
+        with torch.inference_mode():
+            model = hjb_nodes.apply_hjb(model, make_vae(cfg["vae"]), arc, torch.rand(1, height, width, 3), embed,
+                                        face_masks(frames, height, width), hjb_core.HJBSettings(start=hjb_steps[0], end=hjb_steps[1]))
     meter = Meter(torch.device(model.load_device))
     t0 = time.perf_counter()
     with torch.inference_mode():
-        out = sampling.run_sampler(model, positive, negative, latent, 0, steps, 3.0, 3.0, "euler", "karras", 1.0, 16, 4, hjb)
+        out = sampling.run_sampler(model, positive, negative, latent, 0, steps, 3.0, 3.0, "euler", "karras", 1.0)
     meter.sync()
     return time.perf_counter() - t0, meter.peak_gb(), bool(torch.isfinite(out["samples"]).all())
 

@@ -2,6 +2,7 @@
 import torch
 
 import comfy.conds
+import comfy.hooks
 import comfy.model_management as mm
 from comfy_api.latest import io
 
@@ -9,9 +10,25 @@ from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.image_ops import check_size, resize_lanczos, to_rgb
 from ..stableanimator_core.model.reference_prep import clip_input, noised_vae_input, pose_tensor
 from .images import validate_size
+from .patching import run_checks_hook
 from .socket_types import ANIMATOR, FACE_EMBED
+from .validation import check_inputs, known, require_finite
 
 CATEGORY = "StableAnimator"
+
+
+class CONDPerFrame(comfy.conds.CONDRegular):
+    """Per-frame conditioning (pose frames and their mask). Core's CONDRegular repeats or cuts a tensor to the
+    model call's batch, which would silently reuse the wrong pose frames whenever a call's frames are not the
+    ones the tensor holds (a context-window node that does not slice model_conds along frames); refuse that."""
+
+    def process_cond(self, batch_size, **kwargs):
+        if self.cond.shape[0] != batch_size:
+            raise StableAnimatorError(
+                f"this model call has {batch_size} frames but got {self.cond.shape[0]} StableAnimator pose frames: "
+                "another node's context windows (e.g. Context Windows (Manual)) do not hand StableAnimator the pose "
+                "frames of each window; set the windows with StableAnimator Apply's window and overlap instead")
+        return self._copy_with(self.cond)
 
 
 def face_tokens(animator, id_embedding: torch.Tensor, clip_embed: torch.Tensor) -> torch.Tensor:
@@ -62,12 +79,14 @@ def build_conditioning(clip_vision, vae, animator, face_embed, reference, poses,
     def entry(ctx, time_ctx, latent, pose_on):
         mask = torch.full((frames, 1, 1, 1), float(pose_on))
         return [[ctx, {**shared, "concat_latent_image": latent, "time_conditioning": time_ctx,
-                       "model_conds": {"sa_pose": comfy.conds.CONDRegular(pose),
-                                       "sa_pose_mask": comfy.conds.CONDRegular(mask)}}]]
+                       "model_conds": {"sa_pose": CONDPerFrame(pose), "sa_pose_mask": CONDPerFrame(mask)}}]]
 
     # Official uncond: zero CLIP and face tokens, zero reference latent, no pose.
     positive = entry(context, clip_embed, ref_latent, 1)
     negative = entry(torch.zeros_like(context), torch.zeros_like(clip_embed), torch.zeros_like(ref_latent), 0)
+    checks = run_checks_hook()   # under any sampler: Apply present, latent matching the pose frames
+    positive = comfy.hooks.set_hooks_for_conditioning(positive, checks)
+    negative = comfy.hooks.set_hooks_for_conditioning(negative, checks)
     latent = torch.zeros([frames, 4, height // 8, width // 8], device=mm.intermediate_device())
     return positive, negative, {"samples": latent}
 
@@ -118,12 +137,15 @@ class StableAnimatorConditioning(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, width, height):
-        return validate_size(width, height)
+    def validate_inputs(cls, **values):
+        return check_inputs(cls, values, rules=[
+            lambda v: validate_size(v["width"], v["height"]) if known(v, "width", "height") else None])
 
     @classmethod
     def execute(cls, clip_vision, vae, animator, face_embed, reference, pose_images, width, height, frames,
                 fps, motion_bucket_id, augmentation, seed) -> io.NodeOutput:
+        require_finite(cls, "reference", reference)
+        require_finite(cls, "pose_images", pose_images)
         return io.NodeOutput(*build_conditioning(clip_vision, vae, animator, face_embed, reference, pose_images,
                                                  width, height, frames, fps, motion_bucket_id, augmentation, seed))
 

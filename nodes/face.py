@@ -8,15 +8,16 @@ import folder_paths
 
 from ..stableanimator_core.face.arcface import OFFICIAL_FILE, load_arcface
 from ..stableanimator_core.errors import StableAnimatorError
-from ..stableanimator_core.face.face_analysis import (CHANNEL_ORDERS, DET_SIZE, DETECTION_FILE, ON_MISSING, PACK_NAME,
+from ..stableanimator_core.face.face_analysis import (ARCFACE_INPUT, CHANNEL_ORDERS, DET_SIZE, DETECTION_FILE,
+                                                 MIN_FACE_SIZE, ON_MISSING, ON_MISSING_ALIASES, PACK_NAME,
                                                  RECOGNITION_FILE, FaceAnalyzer, find_pack_dir)
-from ..stableanimator_core.onnx_providers import default_providers
+from ..stableanimator_core.onnx_providers import CHOICES as PROVIDERS, providers_for
 from ..stableanimator_core.face.similarity import format_values, identity_similarity, plot_similarity
 from . import model_folders
 from .socket_types import ARCFACE, FACE_ANALYSIS, FACE_EMBED
+from .validation import check_inputs, known, provider_rule, require_finite, weight_problem
 
 CATEGORY = "StableAnimator/face"
-PROVIDERS = ["auto", "CPU", "CUDA"]
 ONNX_PREFIX = "insightface/"
 TORCH_PREFIX = "stableanimator/"
 
@@ -52,8 +53,10 @@ class StableAnimatorFaceAnalysisLoader(io.ComfyNode):
                         "Nothing is downloaded: a missing file is reported with where to get it.",
             inputs=[
                 io.Combo.Input("provider", options=PROVIDERS, default="auto",
-                               tooltip="ONNX Runtime device. auto = CUDA when both onnxruntime-gpu and torch see a GPU, "
-                                       "else CPU. The official scripts run these models on the CPU."),
+                               tooltip="ONNX Runtime device. auto = the first GPU provider this onnxruntime offers and "
+                                       "this machine can use (CUDA, ROCm, MIGraphX, DirectML, OpenVINO), else CPU. "
+                                       "Each needs its onnxruntime flavour (onnxruntime-gpu, -rocm, -directml, ...); "
+                                       "CoreML only when chosen. The official scripts run these models on the CPU."),
                 io.Int.Input("det_size", default=DET_SIZE, min=160, max=1280, step=32,
                              tooltip="Detector input size in pixels (square). The official value is 640."),
             ],
@@ -62,18 +65,16 @@ class StableAnimatorFaceAnalysisLoader(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, **values):
+        return check_inputs(cls, values, rules=[
+            provider_rule(cls, "provider"),
+            lambda v: f"det_size {v['det_size']} is not a multiple of 32 (the detector's coarsest stride); use "
+                      f"{max(32, round(v['det_size'] / 32) * 32)}" if known(v, "det_size") and v["det_size"] % 32 else None,
+            lambda v: _pack_problem()])
+
+    @classmethod
     def execute(cls, provider, det_size) -> io.NodeOutput:
-        if provider == "auto":
-            providers = default_providers()
-        elif provider == "CPU":
-            providers = ["CPUExecutionProvider"]
-        else:
-            import onnxruntime
-            if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-                raise StableAnimatorError("provider CUDA was chosen but this onnxruntime has no CUDAExecutionProvider: "
-                                          "install onnxruntime-gpu, or choose auto/CPU")
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        return io.NodeOutput(FaceAnalyzer(_insightface_root(), providers=providers, det_size=det_size))
+        return io.NodeOutput(FaceAnalyzer(_insightface_root(), providers=providers_for(provider), det_size=det_size))
 
 
 class StableAnimatorFaceEmbed(io.ComfyNode):
@@ -95,9 +96,16 @@ class StableAnimatorFaceEmbed(io.ComfyNode):
                                        "them BGR. The released inference scripts swap the channels by mistake and feed "
                                        "RGB: choose 'RGB (official inference)' to reproduce their embeddings exactly."),
                 io.Combo.Input("on_missing", options=ON_MISSING, default=ON_MISSING[0],
-                               tooltip="When an image has no detectable face: 'error' stops with a message; "
-                                       "'zero embedding (official)' continues with a zero vector (what the official "
-                                       "scripts end up with) and logs a warning."),
+                               tooltip="When an image shows no usable face, also after retrying with a border and with "
+                                       f"crops: 'error' stops with a message; '{ON_MISSING[1]}' continues with a zero "
+                                       "vector and logs a warning. (The official scripts retry with a second detector, "
+                                       "RetinaFace, and use zeros only when that fails too.)"),
+                # optional: prompts saved before this input existed still validate
+                io.Int.Input("min_face_size", default=MIN_FACE_SIZE, min=0, max=4096, optional=True,
+                             tooltip=f"Smallest face (box width and height, pixels) that is used. ArcFace reads faces "
+                                     f"from {ARCFACE_INPUT}x{ARCFACE_INPUT} crops where a face spans about 75 px; under "
+                                     f"{MIN_FACE_SIZE} px the enlarged face no longer identifies the person. 0 accepts "
+                                     "any face. A smaller face is treated as no face (see on_missing)."),
             ],
             outputs=[
                 FACE_EMBED.Output(display_name="face_embed",
@@ -108,9 +116,17 @@ class StableAnimatorFaceEmbed(io.ComfyNode):
             ],
         )
 
+    COMBO_ALIASES = {"on_missing": ON_MISSING_ALIASES}
+
     @classmethod
-    def execute(cls, face_analysis, images, channel_order, on_missing) -> io.NodeOutput:
-        embed = face_analysis.embed(images, channel_order=channel_order, on_missing=on_missing)
+    def validate_inputs(cls, **values):
+        return check_inputs(cls, values)
+
+    @classmethod
+    def execute(cls, face_analysis, images, channel_order, on_missing, min_face_size=MIN_FACE_SIZE) -> io.NodeOutput:
+        require_finite(cls, "images", images)
+        embed = face_analysis.embed(images, channel_order=channel_order, on_missing=on_missing,
+                                    min_face_size=min_face_size)
         return io.NodeOutput(embed, embed.box_mask())
 
 
@@ -121,6 +137,31 @@ def _arcface_options() -> list[str]:
                   if os.path.basename(f).lower() == RECOGNITION_FILE]
     defaults = [TORCH_PREFIX + OFFICIAL_FILE, f"{ONNX_PREFIX}models/{PACK_NAME}/{RECOGNITION_FILE}"]
     return list(dict.fromkeys(torch_files + onnx_files + defaults))
+
+
+def _arcface_entry(weights: str):
+    """'stableanimator/<file>' or 'insightface/<file>' -> (folder key, file name)."""
+    for prefix, key in ((ONNX_PREFIX, "insightface"), (TORCH_PREFIX, "stableanimator")):
+        if weights.startswith(prefix):
+            return key, weights[len(prefix):]
+    raise StableAnimatorError(f"unknown ArcFace weights entry '{weights}': it must start with '{TORCH_PREFIX}' "
+                              f"(models/stableanimator) or '{ONNX_PREFIX}' (models/insightface)")
+
+
+def _arcface_problem(weights: str):
+    try:
+        key, name = _arcface_entry(weights)
+    except StableAnimatorError as e:
+        return str(e)
+    return weight_problem("weights", key, name)
+
+
+def _pack_problem():
+    try:
+        _insightface_root()
+    except StableAnimatorError as e:
+        return str(e)
+    return None
 
 
 class StableAnimatorArcFaceLoader(io.ComfyNode):
@@ -146,16 +187,16 @@ class StableAnimatorArcFaceLoader(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, **values):
+        return check_inputs(cls, values, weights={"weights": None}, rules=[
+            lambda v: _arcface_problem(v["weights"]) if known(v, "weights") else None])
+
+    @classmethod
     def execute(cls, weights) -> io.NodeOutput:
         import comfy.model_management as mm
         import comfy.model_patcher
 
-        if weights.startswith(ONNX_PREFIX):
-            key, name = "insightface", weights[len(ONNX_PREFIX):]
-        elif weights.startswith(TORCH_PREFIX):
-            key, name = "stableanimator", weights[len(TORCH_PREFIX):]
-        else:
-            raise StableAnimatorError(f"unknown ArcFace weights entry '{weights}'")
+        key, name = _arcface_entry(weights)
         try:
             path = model_folders.full_path(key, name)
         except FileNotFoundError as e:
@@ -191,6 +232,10 @@ class StableAnimatorIdentitySimilarity(io.ComfyNode):
             ],
             is_output_node=True,
         )
+
+    @classmethod
+    def validate_inputs(cls, **values):
+        return check_inputs(cls, values)
 
     @classmethod
     def execute(cls, reference, frames) -> io.NodeOutput:

@@ -1,63 +1,253 @@
-"""StableAnimator HJB: settings and inputs of the HJB face optimisation, handed to the sampler."""
+"""StableAnimator HJB face optimisation, carried by the MODEL: everything ComfyUI-specific about it lives here,
+the math in stableanimator_core/sampling/hjb.py.
+
+The node returns a clone of the MODEL with
+- a post-CFG function that refines the guided x0 prediction at the chosen steps (the step index comes from
+  the sampling schedule), so the sampler's next step uses the refined x0 as the official
+  EulerDiscreteSchedulerPro does; it therefore works under core KSampler, SamplerCustomAdvanced and the
+  pack's sampler;
+- the ArcFace network and a differentiable copy of the VAE decoder as additional models, so ComfyUI's model
+  management loads, offloads and frees them together with the UNet;
+- an OUTER_SAMPLE wrapper that builds each run's state (face boxes for this run's frame count and size,
+  the reference identity) when the run starts and drops it when the run ends.
+
+Why a copy of the decoder, and why weights may be re-created: ComfyUI runs nodes under
+torch.inference_mode(), so tensors a node creates or moves (ModelPatcher moving weights to the GPU included)
+are inference tensors, which autograd refuses to save for backward even inside inference_mode(False).
+The copy is built with normal tensors; at the start of a run, weights that a load under inference mode
+turned into inference tensors are replaced by normal clones (same device, dtype and values).
+"""
+from __future__ import annotations
+
+import copy
 import logging
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
 
+import comfy.model_management as mm
+import comfy.model_patcher
+import comfy.patcher_extension
 from comfy_api.latest import io
 
 from ..stableanimator_core.errors import StableAnimatorError
-from ..stableanimator_core.face.face_crop import boxes_from_masks
-from ..stableanimator_core.sampling.hjb import HJBSettings, refine_x0
-from .hjb_support import differentiable_arcface, differentiable_decoder, reference_identity_from_inputs
+from ..stableanimator_core.face.face_crop import boxes_from_masks, boxes_to_pixels
+from ..stableanimator_core.sampling.hjb import HJBSettings, reference_identity, refine_x0, schedule_step
 from .sampling import CATEGORY
-from .socket_types import ARCFACE, FACE_EMBED, HJB
+from .socket_types import ARCFACE, FACE_EMBED
+from .validation import check_inputs, known
 
 log = logging.getLogger("StableAnimator")
 
 
-class HJBFaceOptimisation:
-    """What the sampler calls at each step: active(step) and refine(x0, step, steps, should_stop)."""
+# ---- the differentiable decoder copy ---------------------------------------------------------------------
 
-    def __init__(self, vae, arcface_patcher, reference, reference_face, masks, settings: HJBSettings):
-        self.vae, self.arcface_patcher = vae, arcface_patcher
+class _Checkpointed(nn.Module):
+    """Runs the wrapped block under torch.utils.checkpoint when its input needs a gradient: only the
+    block's inputs are kept, its activations are recomputed during backward."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, *args, **kwargs):
+        if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+            return checkpoint(self.inner, *args, use_reentrant=False, **kwargs)
+        return self.inner(*args, **kwargs)
+
+
+def _wrap_blocks(decoder: nn.Module) -> None:
+    """Checkpoint the mid and up blocks (the official refined VAE checkpoints the same blocks)."""
+    for name in ("block_1", "attn_1", "block_2"):
+        if hasattr(decoder.mid, name):
+            setattr(decoder.mid, name, _Checkpointed(getattr(decoder.mid, name)))
+    for level in decoder.up:
+        for i in range(len(level.block)):
+            level.block[i] = _Checkpointed(level.block[i])
+        for i in range(len(level.attn)):
+            level.attn[i] = _Checkpointed(level.attn[i])
+        if hasattr(level, "upsample"):
+            level.upsample = _Checkpointed(level.upsample)
+
+
+def _normal_copy(module: nn.Module, device, dtype) -> nn.Module:
+    """deepcopy with every parameter and buffer re-created as a normal tensor on device (float ones in dtype)."""
+    memo = {}
+    with torch.inference_mode(False):
+        for t in list(module.parameters()) + list(module.buffers()):
+            data = t.detach().to(device=device, dtype=dtype if t.is_floating_point() else t.dtype, copy=True)
+            memo[id(t)] = nn.Parameter(data, requires_grad=False) if isinstance(t, nn.Parameter) else data
+        out = copy.deepcopy(module, memo)
+    for m in out.modules():  # plain forward unless ComfyUI's low-VRAM load asks its ops to cast again
+        if hasattr(m, "comfy_cast_weights"):
+            m.comfy_cast_weights = False
+            m.weight_function = []
+            m.bias_function = []
+            if hasattr(m, "prev_comfy_cast_weights"):
+                del m.prev_comfy_cast_weights
+    return out.eval().requires_grad_(False)
+
+
+def decoder_copy(vae, dtype: torch.dtype | None = None, checkpoint_blocks: bool = True):
+    """A ModelPatcher around a normal-tensor copy of the SVD temporal VAE decoder (mid/up blocks checkpointed),
+    on the VAE's offload device; model management moves it to the VAE's device for sampling."""
+    from comfy.ldm.modules.temporal_ae import VideoDecoder
+
+    decoder = getattr(getattr(vae, "first_stage_model", None), "decoder", None)
+    if not isinstance(decoder, VideoDecoder):
+        raise StableAnimatorError("HJB face optimisation needs SVD's temporal VAE (the VAE of svd_xt.safetensors); "
+                                  f"this VAE's decoder is {type(decoder).__name__}. Connect the VAE from the "
+                                  "StableAnimator Model Loader.")
+    offload = vae.patcher.offload_device
+    net = _normal_copy(decoder, offload, dtype or vae.vae_dtype)
+    if checkpoint_blocks:
+        _wrap_blocks(net)
+    return comfy.model_patcher.ModelPatcher(net, load_device=torch.device(vae.device), offload_device=offload)
+
+
+def decode_function(patcher):
+    """decode(latents_unscaled (N,4,h,w)) -> raw decoder output (N,3,8h,8w), nominally [-1,1], unclamped,
+    float32, differentiable. Like vae.decode, the batch is one temporal clip."""
+    net = patcher.model
+    dtype = next(net.parameters()).dtype
+
+    def decode(latents: torch.Tensor) -> torch.Tensor:
+        return net(latents.to(device=patcher.load_device, dtype=dtype)).float()
+
+    decode.module = net
+    return decode
+
+
+def autograd_ready(module: nn.Module) -> nn.Module:
+    """Replace weights that are inference tensors (moved by a load under inference mode) by normal clones,
+    so autograd can differentiate through the module. Values, devices and dtypes are unchanged."""
+    with torch.inference_mode(False):
+        for m in module.modules():
+            for name, p in list(m.named_parameters(recurse=False)):
+                if p.is_inference():
+                    setattr(m, name, nn.Parameter(p.detach().clone(), requires_grad=False))
+            for name, b in list(m.named_buffers(recurse=False)):
+                if b is not None and b.is_inference():
+                    setattr(m, name, b.detach().clone())
+    return module.eval().requires_grad_(False)
+
+
+# ---- per-run inputs --------------------------------------------------------------------------------------
+
+def reference_box(reference: torch.Tensor, face_embed) -> torch.Tensor:
+    """The reference face box (4,) in inclusive pixels of the reference IMAGE (insightface's box, rescaled
+    when the embed was taken at another size)."""
+    if reference.ndim != 4 or reference.shape[-1] not in (1, 3, 4):
+        raise StableAnimatorError(f"reference must be an IMAGE (1,H,W,C), got {tuple(reference.shape)}")
+    if len(face_embed) < 1 or not bool(face_embed.found[0]):
+        raise StableAnimatorError("no face was found in the reference image, so HJB has no identity to aim at: "
+                                  "use a reference photo with a visible face, or remove the HJB node")
+    height, width = reference.shape[1:3]
+    box = face_embed.boxes[0].detach().float().clone().reshape(1, 4)
+    eh, ew = face_embed.image_size
+    if (eh, ew) != (height, width):
+        box = box * torch.tensor([width / ew, height / eh, width / ew, height / eh])
+    return boxes_to_pixels(box, height, width)[0]
+
+
+def reference_identity_from_inputs(arcface_net: nn.Module, reference: torch.Tensor, face_embed) -> torch.Tensor:
+    """e_ref (1,512), as the official script: the native-size reference in [-1,1], cropped to the reference
+    face box, bilinear 112x112, through the HJB ArcFace."""
+    box = reference_box(reference, face_embed)
+    image = reference[:1, ..., :3]
+    if image.shape[-1] == 1:
+        image = image.expand(-1, -1, -1, 3)
+    with torch.inference_mode(False):
+        pixels = image.detach().clone().float().movedim(-1, 1) * 2.0 - 1.0
+        return reference_identity(arcface_net, pixels, box)
+
+
+def boxes_for_run(masks: torch.Tensor, frames: int, height: int, width: int) -> torch.Tensor:
+    """One face box per frame at the generation size, from the face masks (scaled when their size differs)."""
+    if masks.shape[0] < frames:
+        raise StableAnimatorError(f"HJB has {masks.shape[0]} face masks for {frames} frames: give one mask per frame "
+                                  "(StableAnimator Face Boxes on the same aligned poses as the conditioning)")
+    if masks.shape[0] > frames:
+        log.info("StableAnimator HJB: %d face masks for %d frames; the first %d are used", masks.shape[0], frames, frames)
+    masks = masks[:frames].float()
+    if masks.shape[-2:] != (height, width):
+        masks = F.interpolate(masks[:, None], size=(height, width), mode="nearest")[:, 0]
+    boxes, empty = boxes_from_masks(masks)
+    if empty.any():
+        log.warning("StableAnimator HJB: no face in the masks of frames %s; the whole frame is used there",
+                    empty.nonzero().flatten().tolist())
+    return boxes
+
+
+# ---- the patch -------------------------------------------------------------------------------------------
+
+class HJBFaceOptimisation:
+    """Post-CFG function + OUTER_SAMPLE wrapper. `self.run` holds one run's state and is None between runs."""
+
+    def __init__(self, decoder: comfy.model_patcher.ModelPatcher, arcface: comfy.model_patcher.ModelPatcher,
+                 reference: torch.Tensor, reference_face, masks: torch.Tensor, settings: HJBSettings):
+        self.decoder, self.arcface = decoder, arcface
         self.reference, self.reference_face = reference, reference_face
         self.masks, self.settings = masks, settings
-        self.boxes = None
-        self._parts = None
+        self.run = None
 
-    def active(self, step: int) -> bool:
-        return self.settings.active(step)
+    def models(self):
+        return [self.decoder, self.arcface]
 
-    def check_frames(self, frames: int, height: int, width: int) -> None:
-        """Face boxes at the generation size, one per frame; masks of another size are scaled."""
-        if self.masks.shape[0] < frames:
-            raise StableAnimatorError(f"HJB has {self.masks.shape[0]} face masks for {frames} frames: give one mask per "
-                                      "frame (StableAnimator Face Boxes on the aligned poses makes them)")
-        masks = self.masks[:frames].float()
-        if masks.shape[-2:] != (height, width):
-            masks = F.interpolate(masks[:, None], size=(height, width), mode="nearest")[:, 0]
-        self.boxes, empty = boxes_from_masks(masks)
-        if empty.any():
-            log.warning("StableAnimator HJB: no face in the masks of frames %s; the whole frame is used there",
-                        empty.nonzero().flatten().tolist())
+    def wrap_run(self, executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
+        """A run's state: face boxes for this run's frames and size; networks and e_ref at the first refined step."""
+        frames, height, width = noise.shape[0], noise.shape[-2] * 8, noise.shape[-1] * 8
+        if getattr(getattr(sampler, "sampler_function", None), "__name__", "") != "sample_euler":
+            log.warning("StableAnimator HJB: the official method refines Euler steps; with this sampler every model "
+                        "evaluation that falls on a step of the schedule is refined")
+        self.run = {"boxes": boxes_for_run(self.masks, frames, height, width), "parts": None}
+        try:
+            return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
+        finally:
+            self.run = None
 
-    def _prepare(self):
-        if self._parts is None:   # built at the first refined step, on the devices ComfyUI picked then
-            arcface = differentiable_arcface(self.arcface_patcher)
-            reference = reference_identity_from_inputs(self.arcface_patcher, self.reference, self.reference_face)
-            self._parts = differentiable_decoder(self.vae), arcface, reference
-        return self._parts
+    def _parts(self):
+        if self.run["parts"] is None:   # models are loaded by now (prepare_sampling ran)
+            arcface = autograd_ready(self.arcface.model)
+            decode = decode_function(self.decoder)
+            autograd_ready(decode.module)
+            self.run["parts"] = decode, arcface, reference_identity_from_inputs(arcface, self.reference, self.reference_face)
+        return self.run["parts"]
 
-    def refine(self, x0: torch.Tensor, step: int, steps: int, should_stop=None) -> torch.Tensor:
-        if self.boxes is None:
-            self.check_frames(x0.shape[0], x0.shape[-2] * 8, x0.shape[-1] * 8)
-        decode, arcface, reference = self._prepare()
-        refined, losses = refine_x0(x0, step, steps, decode, arcface, reference, self.boxes, self.settings,
-                                    should_stop=should_stop)
+    def __call__(self, args):
+        denoised = args["denoised"]
+        if self.run is None:
+            return denoised
+        schedule = args["model_options"].get("transformer_options", {}).get("sample_sigmas")
+        step = schedule_step(schedule, args["sigma"])
+        if step is None or not self.settings.active(step):
+            return denoised
+        decode, arcface, reference = self._parts()
+        refined, losses = refine_x0(denoised, step, len(schedule) - 1, decode, arcface, reference, self.run["boxes"],
+                                    self.settings, should_stop=mm.processing_interrupted)
+        mm.throw_exception_if_processing_interrupted()
         if losses:
             log.info("StableAnimator HJB step %d: identity loss %s", step, " -> ".join(f"{v:.4f}" for v in losses))
         return refined
+
+
+def apply_hjb(model, vae, arcface, reference, reference_face, face_masks, settings: HJBSettings):
+    reference_box(reference, reference_face)   # fail now, not at the first refined step
+    hjb = HJBFaceOptimisation(decoder_copy(vae), arcface, reference, reference_face, face_masks, settings)
+    m = model.clone()
+    key = f"stableanimator_hjb_{id(hjb)}"
+    m.set_model_sampler_post_cfg_function(hjb)
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, key, hjb.wrap_run)
+    m.set_additional_models(key, hjb.models())
+    return m
+
+
+REGION_TOOLTIP = ("Decode whole frames as the official code does (far more memory); then Adam also moves every "
+                  "background latent. Off (default): only the faces plus `context` cells are decoded and the rest "
+                  "of the latent is left as sampled. Measured on small models: off reaches ~90% of the full-frame "
+                  "identity (CSIM) gain, and the final latents differ by ~8% (BENCHMARKS.md).")
 
 
 class StableAnimatorHJB(io.ComfyNode):
@@ -67,16 +257,20 @@ class StableAnimatorHJB(io.ComfyNode):
             node_id="StableAnimatorHJB",
             display_name="HJB Face Optimisation",
             category=CATEGORY,
-            description="At the chosen steps, refines the sampler's x0 prediction with a few Adam steps on "
-                        "1 - cos(ArcFace(face crop of the decoded frames), reference identity), as the official "
-                        "HJB inference does. Only the face regions are decoded (with context), chunked and "
-                        "checkpointed, so it fits 24 GB at 16 frames 512x512; full_frame reproduces the official decode.",
+            description="Adds HJB face optimisation to the MODEL: at the chosen steps the guided x0 prediction is "
+                        "refined with a few Adam steps on 1 - cos(ArcFace(face crop of the decoded frames), reference "
+                        "identity), as the official HJB inference does, before the sampler takes its step. Works "
+                        "with the StableAnimator Sampler and core KSampler (Euler is the official sampler). Only the "
+                        "face regions are decoded (with context), chunked and checkpointed, so it fits 24 GB at 16 "
+                        "frames 512x512; full_frame reproduces the official decode.",
             inputs=[
+                io.Model.Input("model", tooltip="MODEL from StableAnimator Apply."),
                 io.Vae.Input("vae", tooltip="SVD-xt's VAE: gradients flow through its decoder."),
                 ARCFACE.Input("arcface", tooltip="StableAnimator ArcFace Loader (glintr100_torch.pth or antelopev2's glintr100.onnx)."),
                 io.Image.Input("reference", tooltip="The reference photo (the same as for conditioning)."),
                 FACE_EMBED.Input("reference_face", tooltip="Face Embed of the reference: its face box gives the reference crop."),
-                io.Mask.Input("face_masks", tooltip="One face mask per frame at the generation size (StableAnimator Face Boxes)."),
+                io.Mask.Input("face_masks", tooltip="One face mask per frame (StableAnimator Face Boxes); scaled to the "
+                                                    "generation size when they differ."),
                 io.Int.Input("start_step", default=0, min=0, max=1000, tooltip="First refined step. Official: 0."),
                 io.Int.Input("end_step", default=20, min=0, max=1000, tooltip="Last refined step (inclusive). Official: 20 of 25."),
                 io.Int.Input("iterations", default=3, min=0, max=50, tooltip="Adam iterations per refined step. Official: 3."),
@@ -84,24 +278,24 @@ class StableAnimatorHJB(io.ComfyNode):
                                tooltip="Adam learning rate at step 0; step i uses lr * (1 - i/steps). Official: 0.1."),
                 io.Int.Input("context", default=8, min=0, max=128,
                              tooltip="Latent cells (8 px each) decoded around each face for context."),
-                io.Boolean.Input("full_frame", default=False,
-                                 tooltip="Decode whole frames as the official code does (needs far more memory)."),
+                io.Boolean.Input("full_frame", default=False, tooltip=REGION_TOOLTIP),
             ],
-            outputs=[HJB.Output(display_name="HJB", tooltip="Connect to the hjb input of the StableAnimator sampler.")],
+            outputs=[io.Model.Output(display_name="MODEL", tooltip="The MODEL with HJB face optimisation; connect it to "
+                                                                   "the StableAnimator Sampler or a KSampler.")],
         )
 
     @classmethod
-    def validate_inputs(cls, start_step, end_step):
-        if end_step < start_step:
-            return f"end_step ({end_step}) is before start_step ({start_step})"
-        return True
+    def validate_inputs(cls, **values):
+        return check_inputs(cls, values, rules=[
+            lambda v: f"end_step ({v['end_step']}) is before start_step ({v['start_step']})"
+            if known(v, "start_step", "end_step") and v["end_step"] < v["start_step"] else None])
 
     @classmethod
-    def execute(cls, vae, arcface, reference, reference_face, face_masks, start_step, end_step, iterations,
+    def execute(cls, model, vae, arcface, reference, reference_face, face_masks, start_step, end_step, iterations,
                 learning_rate, context, full_frame) -> io.NodeOutput:
         settings = HJBSettings(start=start_step, end=end_step, iterations=iterations, lr=learning_rate,
                                context=context, full_frame=full_frame)
-        return io.NodeOutput(HJBFaceOptimisation(vae, arcface, reference, reference_face, face_masks, settings))
+        return io.NodeOutput(apply_hjb(model, vae, arcface, reference, reference_face, face_masks, settings))
 
 
 NODES = [StableAnimatorHJB]

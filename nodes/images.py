@@ -3,6 +3,7 @@ from comfy_api.latest import io
 
 from ..stableanimator_core.image_ops import check_size, resize_lanczos, resize_stretch, to_rgb
 from ..stableanimator_core.errors import StableAnimatorError
+from .validation import check_inputs, known, require_finite
 
 CATEGORY = "StableAnimator"
 RESIZE_METHODS = ["lanczos (official)", "bicubic", "bilinear", "nearest"]
@@ -45,15 +46,14 @@ class StableAnimatorResizeImage(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, width, height, method):
-        # ComfyUI 0.3.75 skips its own range and combo checks for inputs named here, and never checks V3 combos.
-        if method not in RESIZE_METHODS:
-            return f"method '{method}' is not one of {RESIZE_METHODS}"
-        return validate_size(width, height)
+    def validate_inputs(cls, **values):
+        return check_inputs(cls, values, rules=[
+            lambda v: validate_size(v["width"], v["height"]) if known(v, "width", "height") else None])
 
     @classmethod
     def execute(cls, images, width, height, method) -> io.NodeOutput:
         check_size(width, height)
+        require_finite(cls, "images", images)
         rgb = to_rgb(images)
         if method == RESIZE_METHODS[0]:
             out = resize_lanczos(rgb, width, height)

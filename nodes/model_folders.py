@@ -17,6 +17,14 @@ FOLDERS = {
 }
 OFFICIAL_WEIGHTS = "https://huggingface.co/FrancisRing/StableAnimator"
 LOADER_CATEGORY = "StableAnimator/loaders"
+# Where the files of each folder are published, for messages about missing files.
+SOURCES = {
+    "checkpoints": "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt (svd_xt.safetensors), "
+                   f"or SVD/ in {OFFICIAL_WEIGHTS}",
+    "stableanimator": f"official StableAnimator weights: {OFFICIAL_WEIGHTS}, folder Animation/",
+    "insightface": f"insightface's antelopev2 pack, also models/antelopev2 in {OFFICIAL_WEIGHTS}",
+    "dwpose": f"https://huggingface.co/yzd-v/DWPose, also DWPose/ in {OFFICIAL_WEIGHTS}",
+}
 
 
 def register():
@@ -35,14 +43,20 @@ def folder_hint(key: str) -> str:
     return " or ".join(paths) if paths else os.path.join(folder_paths.models_dir, FOLDERS[key][0])
 
 
+def missing_message(key: str, name: str) -> str:
+    return (f"'{name}' was not found in the {key} model folder ({folder_hint(key)}). Put the file there "
+            f"({SOURCES.get(key, OFFICIAL_WEIGHTS)}) and press 'r' in ComfyUI to refresh the lists.")
+
+
 def full_path(key: str, name: str) -> str:
-    """Like folder_paths.get_full_path_or_raise, with a message that says where files go."""
+    """Like folder_paths.get_full_path_or_raise, with a message that says where files go. A name that climbs
+    out of the folder is refused (validation refuses it earlier; this guards linked string inputs)."""
+    if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
+        raise FileNotFoundError(f"'{name}' points outside the {key} model folder ({folder_hint(key)}); "
+                                "choose a file from the list")
     path = folder_paths.get_full_path(key, name)
     if path is None:
-        raise FileNotFoundError(
-            f"'{name}' was not found in the {key} model folder ({folder_hint(key)}). "
-            f"Put the file there (official StableAnimator weights: {OFFICIAL_WEIGHTS}) and press 'r' in ComfyUI to refresh the lists."
-        )
+        raise FileNotFoundError(missing_message(key, name))
     return path
 
 

@@ -7,6 +7,7 @@ from . import loading, model_folders
 from .model_folders import full_path
 from .patching import apply_stableanimator
 from .socket_types import ANIMATOR
+from .validation import check_inputs, known
 
 CATEGORY = "StableAnimator"
 
@@ -71,6 +72,11 @@ class StableAnimatorModelLoader(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, **values):
+        return check_inputs(cls, values, weights={"svd_checkpoint": "checkpoints", "unet": "stableanimator",
+                                                  "pose_net": "stableanimator", "face_encoder": "stableanimator"})
+
+    @classmethod
     def execute(cls, svd_checkpoint, unet, pose_net, face_encoder, dtype) -> io.NodeOutput:
         vae, clip_vision = loading.load_svd_parts(full_path("checkpoints", svd_checkpoint))
         model, animator = loading.load_animator(full_path("stableanimator", unet), full_path("stableanimator", pose_net),
@@ -86,8 +92,10 @@ class StableAnimatorApply(io.ComfyNode):
             display_name="Apply Animator",
             category=CATEGORY,
             description="Patches the ID adapter into the 16 spatial cross-attentions and PoseNet's features into the "
-                        "output of conv_in (cond branch only). The face tokens and pose frames come from "
-                        "StableAnimator Conditioning, so one patched MODEL serves any reference.",
+                        "output of conv_in (cond branch only), and sets the official long-video windows as ComfyUI "
+                        "context windows (every window holds frame 0, triangular blending, CFG after fusion). The "
+                        "face tokens and pose frames come from StableAnimator Conditioning, so one patched MODEL "
+                        "serves any reference, with the StableAnimator Sampler or a core KSampler.",
             inputs=[
                 io.Model.Input("model", tooltip="MODEL from the StableAnimator Model Loader."),
                 ANIMATOR.Input("animator", tooltip="ANIMATOR from the StableAnimator Model Loader."),
@@ -95,13 +103,27 @@ class StableAnimatorApply(io.ComfyNode):
                                tooltip="Scale of the face (ID) branch in every spatial cross-attention. 1.0 is official."),
                 io.Float.Input("pose_strength", default=1.0, min=0.0, max=3.0, step=0.05,
                                tooltip="Scale of the PoseNet features added after conv_in. 1.0 is official."),
+                io.Int.Input("window", default=16, min=2, max=128,
+                             tooltip="Frames per model call for long videos. Every window also holds frame 0. Official: 16 "
+                                     "(SVD-xt was trained on 16). Videos up to this length run in one call."),
+                io.Int.Input("overlap", default=4, min=0, max=126,
+                             tooltip="Frames shared by neighbouring windows (besides frame 0), blended with triangular "
+                                     "weights. Official: 4. Must be smaller than window - 1."),
             ],
-            outputs=[io.Model.Output(display_name="MODEL", tooltip="The patched MODEL, for KSampler or the StableAnimator sampler.")],
+            outputs=[io.Model.Output(display_name="MODEL", tooltip="The patched MODEL, for the StableAnimator Sampler, a KSampler or StableAnimator HJB.")],
         )
 
     @classmethod
-    def execute(cls, model, animator, id_strength, pose_strength) -> io.NodeOutput:
-        return io.NodeOutput(apply_stableanimator(model, animator, id_strength, pose_strength))
+    def validate_inputs(cls, **values):
+        def windows(v):
+            if not known(v, "window", "overlap") or v["overlap"] < v["window"] - 1:
+                return None
+            return f"overlap ({v['overlap']}) must be smaller than window - 1 ({v['window'] - 1})"
+        return check_inputs(cls, values, rules=[windows])
+
+    @classmethod
+    def execute(cls, model, animator, id_strength, pose_strength, window, overlap) -> io.NodeOutput:
+        return io.NodeOutput(apply_stableanimator(model, animator, id_strength, pose_strength, window, overlap))
 
 
 NODES = [StableAnimatorModelLoader, StableAnimatorApply]

@@ -8,14 +8,20 @@
   only where `sa_pose_mask` is 1, i.e. the cond branch) and an input block patch adds the features to the
   output of conv_in (input block 0), before the first skip connection.
 - PoseNet is an additional model of the patched MODEL, so it is loaded, offloaded and cast with the UNet.
+- Long videos: the official windows as ComfyUI's context handler (context_windows.py).
+- StableAnimator Conditioning carries a ComfyUI hook whose OUTER_SAMPLE wrapper checks, at the start of every
+  run under any sampler, that the MODEL went through Apply and that the latent matches the pose frames, so
+  neither runs silently wrong (no pose and no ID adapter; pose frames repeated or cut).
 """
 import torch
 
+import comfy.hooks
 import comfy.patcher_extension
 from comfy.ldm.modules.attention import optimized_attention
 
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.model.id_attention import IDCrossAttention
+from .context_windows import set_windows
 
 WRAPPER_KEY = "stableanimator"
 POSE_FEATURES = "stableanimator_pose_features"
@@ -82,11 +88,54 @@ def pose_wrapper(pose_net_patcher, strength: float):
     return wrapper
 
 
-def apply_stableanimator(model, animator, id_strength: float = 1.0, pose_strength: float = 1.0):
+def check_pose_frames(conds: dict, noise: torch.Tensor) -> None:
+    """Every conditioning that carries pose frames must match the latent in frames and size."""
+    frames, height, width = noise.shape[0], noise.shape[-2] * 8, noise.shape[-1] * 8
+    for cond in (c for branch in conds.values() for c in branch):
+        pose = cond.get("model_conds", {}).get("sa_pose")
+        if pose is None:
+            continue
+        got = tuple(pose.cond.shape)
+        if got[0] != frames:
+            raise StableAnimatorError(
+                f"the latent has {frames} frames but the conditioning has {got[0]} pose frames: use the latent "
+                "output of the same StableAnimator Conditioning (or give it as many pose frames as the latent has)")
+        if got[-2:] != (height, width):
+            raise StableAnimatorError(
+                f"the latent is {width}x{height} but the pose frames of the conditioning are {got[-1]}x{got[-2]}: "
+                "use the latent output of the same StableAnimator Conditioning, or set one size for both")
+
+
+def is_applied(model) -> bool:
+    return WRAPPER_KEY in model.wrappers.get(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, {})
+
+
+def run_checks(executor, noise, *args, **kwargs):
+    guider = executor.class_obj
+    if not is_applied(guider.model_patcher):
+        raise StableAnimatorError("this conditioning comes from StableAnimator Conditioning but the MODEL has no "
+                                  "StableAnimator patches: connect the MODEL through StableAnimator Apply before the sampler")
+    check_pose_frames(guider.conds, noise)
+    return executor(noise, *args, **kwargs)
+
+
+def run_checks_hook() -> comfy.hooks.HookGroup:
+    """One hook group for the positive and the negative of one conditioning: with the same group both still
+    run in one batched model call."""
+    wrappers = {comfy.patcher_extension.WrappersMP.OUTER_SAMPLE: {WRAPPER_KEY + "_checks": [run_checks]}}
+    group = comfy.hooks.HookGroup()
+    group.add(comfy.hooks.TransformerOptionsHook(transformers_dict={"wrappers": wrappers}))
+    return group
+
+
+def apply_stableanimator(model, animator, id_strength: float = 1.0, pose_strength: float = 1.0,
+                         window: int = 16, overlap: int = 4):
     m = model.clone()
     install_id_adapter(m, animator.id_adapter, id_strength)
     m.set_model_input_block_patch(PoseInjection())
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY,
                            pose_wrapper(animator.pose_net, pose_strength))
     m.set_additional_models(WRAPPER_KEY, [animator.pose_net])
+    set_windows(m, window, overlap)
     return m
+

@@ -8,15 +8,17 @@ import torch
 from comfy_api.latest import io
 
 from ..stableanimator_core.pose.dwpose_estimate import DETECTOR_FILE, POSE_FILE, load_dwpose
+from ..stableanimator_core.compat import RENAMED_OPTIONS
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.image_ops import to_rgb
-from ..stableanimator_core.onnx_providers import default_providers
+from ..stableanimator_core.onnx_providers import CHOICES as PROVIDERS, providers_for
 from ..stableanimator_core.pose.pose_align import align_poses
 from ..stableanimator_core.pose.pose_face_boxes import boxes_to_masks, face_boxes
 from ..stableanimator_core.pose.pose_format import PoseFrame, from_pose_keypoint, to_pose_keypoint
-from ..stableanimator_core.pose.pose_render import render_poses
+from ..stableanimator_core.pose.pose_render import canvas_problem, render_poses
 from . import model_folders
 from .socket_types import BOXES, DWPOSE, POSE_KEYPOINT
+from .validation import canonical, check_inputs, known, provider_rule, require_finite
 
 log = logging.getLogger("StableAnimator")
 
@@ -53,12 +55,21 @@ class StableAnimatorDWPoseLoader(io.ComfyNode):
                                tooltip=f"Person detector in models/dwpose; the official one is {DETECTOR_FILE}."),
                 io.Combo.Input("pose_model", options=_onnx_files("pose_model", POSE_FILE), default=POSE_FILE,
                                tooltip=f"Whole-body keypoint model in models/dwpose; the official one is {POSE_FILE}."),
-                io.Combo.Input("device", options=["auto", "cpu"], default="auto",
-                               tooltip="auto: onnxruntime's CUDA provider when it is installed and a CUDA GPU is "
-                                       "present, else the CPU. cpu: always the CPU."),
+                io.Combo.Input("device", options=PROVIDERS, default="auto",
+                               tooltip="ONNX Runtime device. auto = the first GPU provider this onnxruntime offers and "
+                                       "this machine can use (CUDA, ROCm, MIGraphX, DirectML, OpenVINO), else CPU. "
+                                       "Each needs its onnxruntime flavour (onnxruntime-gpu, -rocm, -directml, ...); "
+                                       "CoreML only when chosen."),
             ],
             outputs=[DWPOSE.Output(display_name="dwpose", tooltip="The loaded DWPose networks.")],
         )
+
+    COMBO_ALIASES = RENAMED_OPTIONS["StableAnimatorDWPoseLoader"]
+
+    @classmethod
+    def validate_inputs(cls, **values):
+        return check_inputs(cls, values, weights={"detector": "dwpose", "pose_model": "dwpose"},
+                            rules=[provider_rule(cls, "device")])
 
     @classmethod
     def execute(cls, detector, pose_model, device) -> io.NodeOutput:
@@ -71,8 +82,7 @@ class StableAnimatorDWPoseLoader(io.ComfyNode):
                     f"'{name}' is not in the dwpose model folder ({model_folders.folder_hint('dwpose')}). "
                     f"That folder needs {DETECTOR_FILE} and {POSE_FILE}, from {DWPOSE_SOURCE}; "
                     "put them there and press 'r' in ComfyUI to refresh the lists.") from None
-        providers = default_providers() if device == "auto" else default_providers(cuda_available=False)
-        return io.NodeOutput(load_dwpose(paths[0], paths[1], providers))
+        return io.NodeOutput(load_dwpose(paths[0], paths[1], providers_for(canonical(cls, "device", device))))
 
 
 class StableAnimatorPoseExtract(io.ComfyNode):
@@ -93,10 +103,15 @@ class StableAnimatorPoseExtract(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, **values):
+        return check_inputs(cls, values)
+
+    @classmethod
     def execute(cls, dwpose, images) -> io.NodeOutput:
         import comfy.model_management
         import comfy.utils
 
+        require_finite(cls, "images", images)
         rgb = to_rgb(images)
         frames = (rgb.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
         h, w = frames.shape[1:3]
@@ -129,6 +144,10 @@ class StableAnimatorPoseAlign(io.ComfyNode):
             ],
             outputs=[POSE_KEYPOINT.Output(display_name="pose_keypoint", tooltip="The aligned driving keypoints.")],
         )
+
+    @classmethod
+    def validate_inputs(cls, **values):
+        return check_inputs(cls, values)
 
     @classmethod
     def execute(cls, driving, reference, align) -> io.NodeOutput:
@@ -172,12 +191,21 @@ class StableAnimatorPoseRender(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, **values):
+        return check_inputs(cls, values, rules=[
+            lambda v: canvas_problem(v["width"], v["height"]) if known(v, "width", "height") and v["width"] and v["height"]
+            else None])
+
+    @classmethod
     def execute(cls, pose_keypoint, width, height, body, hands, face) -> io.NodeOutput:
         frames = from_pose_keypoint(pose_keypoint)
         if not frames:
             raise StableAnimatorError("the POSE_KEYPOINT input holds no frame")
         width = width or frames[0].width
         height = height or frames[0].height
+        problem = canvas_problem(width, height)
+        if problem:
+            raise StableAnimatorError(f"{problem} (0 took the size from the keypoints' canvas)")
         out = render_poses(frames, width, height, body=body, hands=hands, face=face)
         return io.NodeOutput(torch.from_numpy(out).float().div(255), width, height)
 
@@ -211,6 +239,10 @@ class StableAnimatorFaceBoxes(io.ComfyNode):
                 BOXES.Output(display_name="boxes", tooltip="(frames, 4) float tensor of x0, y0, x1, y1 in pixels."),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, **values):
+        return check_inputs(cls, values)
 
     @classmethod
     def execute(cls, pose_keypoint, width, height, expand, min_score) -> io.NodeOutput:

@@ -1,5 +1,13 @@
-"""StableAnimator's sampler: KSampler-style node, plus the same parts as a GUIDER and a SAMPLER for
-SamplerCustomAdvanced. Euler on ComfyUI's SVD Karras sigmas reproduces the official scheduler."""
+"""StableAnimator Sampler: a thin convenience around core sampling, and the chunked decode.
+
+Everything the method needs while sampling is carried by the MODEL (StableAnimator Apply: ID adapter, pose,
+official windows as ComfyUI context windows; StableAnimator HJB: the face optimisation as a post-CFG
+function), so a core KSampler or SamplerCustomAdvanced samples it too. What the Sampler adds:
+- the official initial noise: one window's worth, repeated over the video;
+- the official per-frame guidance (cfg_min at the first frame rising linearly to cfg_max at the last) as a
+  sampler_cfg_function, the way core's VideoLinearCFGGuidance does it.
+Schedules, samplers and denoise follow KSampler exactly (comfy.sample.sample).
+"""
 import torch
 
 import comfy.model_management as mm
@@ -10,103 +18,48 @@ import latent_preview
 from comfy_api.latest import io
 
 from ..stableanimator_core.errors import StableAnimatorError
-from ..stableanimator_core.sampling.windows import periodic_noise, window_indices
-from .windowed_guider import WindowedCFGGuider
-from .socket_types import HJB
+from ..stableanimator_core.sampling.windows import cfg_scales, periodic_noise
+from .context_windows import window_length
+from .validation import check_inputs
 
 CATEGORY = "StableAnimator"
 
 
-@torch.no_grad()
-def sample_euler_hjb(model, x, sigmas, extra_args=None, callback=None, disable=None, hjb=None):
-    """Euler (k-diffusion convention: `model` returns the guided x0). At HJB steps the x0 prediction is refined
-    towards the reference identity before the Euler step uses it (official EulerDiscreteSchedulerPro)."""
-    extra_args = {} if extra_args is None else extra_args
-    s_in = x.new_ones([x.shape[0]])
-    steps = len(sigmas) - 1
-    for i in range(steps):
-        mm.throw_exception_if_processing_interrupted()
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
-        if hjb is not None and hjb.active(i):
-            denoised = hjb.refine(denoised, i, steps, should_stop=mm.processing_interrupted)
-            mm.throw_exception_if_processing_interrupted()
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
-        x = x + (x - denoised) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
-    return x
+def per_frame_cfg(cfg_min: float):
+    """sampler_cfg_function: guidance cfg_min at frame 0 rising linearly to the sampler's cfg at the last frame
+    (official min/max_guidance_scale). Runs on the fused whole video, after the context windows."""
+    def cfg_function(args):
+        cond, uncond = args["cond"], args["uncond"]
+        scale = cfg_scales(cond.shape[0], cfg_min, float(args["cond_scale"])).to(cond)
+        return uncond + scale.view((-1,) + (1,) * (cond.ndim - 1)) * (cond - uncond)
+    return cfg_function
 
 
-def euler_hjb_sampler(hjb=None):
-    return comfy.samplers.KSAMPLER(sample_euler_hjb, extra_options={"hjb": hjb})
+def with_per_frame_cfg(model, cfg_min: float, cfg_max: float):
+    if cfg_min == cfg_max:
+        return model
+    if "sampler_cfg_function" in model.model_options:
+        raise StableAnimatorError(
+            f"cfg_min ({cfg_min}) differs from cfg_max ({cfg_max}) but the MODEL already has a CFG function (e.g. "
+            "VideoLinearCFGGuidance or RescaleCFG), and ComfyUI keeps only one: set cfg_min equal to cfg_max to keep "
+            "the MODEL's, or remove that node to use the per-frame ramp")
+    m = model.clone()
+    m.set_model_sampler_cfg_function(per_frame_cfg(cfg_min), disable_cfg1_optimization=True)
+    return m
 
 
-def sigmas_for(model, scheduler, steps, denoise):
-    """KSampler's rule: with denoise < 1 the schedule is that of steps/denoise steps, cut to the last `steps`."""
-    if denoise <= 0:
-        return torch.FloatTensor([])
-    total = int(steps / denoise)
-    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), scheduler, total).cpu()
-    return sigmas[-(steps + 1):]
-
-
-def progress_callback(model, total, windows_per_step):
-    """One progress bar over steps x windows; previews of the x0 prediction after each step."""
-    previewer = latent_preview.get_previewer(model.load_device, model.model.latent_format)
-    pbar = comfy.utils.ProgressBar(total)
-    state = {"done": 0}
-
-    def on_window():
-        state["done"] += 1
-        pbar.update_absolute(min(state["done"], total), total)
-
-    def on_step(step, x0, x, total_steps):
-        state["done"] = (step + 1) * windows_per_step
-        preview = previewer.decode_latent_to_preview_image("JPEG", x0) if previewer else None
-        pbar.update_absolute(min(state["done"], total), total, preview)
-
-    return on_window, on_step
-
-
-def run_sampler(model, positive, negative, latent, seed, steps, cfg_min, cfg_max, sampler_name, scheduler, denoise,
-                window, overlap, hjb=None):
+def run_sampler(model, positive, negative, latent, seed, steps, cfg_min, cfg_max, sampler_name, scheduler, denoise):
     samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
-    frames = samples.shape[0]
-    if hjb is not None:
-        if sampler_name != "euler":
-            raise StableAnimatorError(f"HJB face optimisation refines Euler steps: set sampler_name to euler (got {sampler_name})")
-        hjb.check_frames(frames, samples.shape[-2] * 8, samples.shape[-1] * 8)
-    windows = len(window_indices(frames, window, overlap))
-    sigmas = sigmas_for(model, scheduler, steps, denoise)
     # Official initial noise: one window's worth, repeated over the video.
-    noise = periodic_noise(comfy.sample.prepare_noise(samples, seed, latent.get("batch_index")), window)
-    on_window, on_step = progress_callback(model, max(1, len(sigmas) - 1) * windows, windows)
-    guider = WindowedCFGGuider(model, cfg_min, cfg_max, window, overlap, on_window=on_window)
-    guider.set_conds(positive, negative)
-    sampler = euler_hjb_sampler(hjb) if hjb is not None else comfy.samplers.sampler_object(sampler_name)
-    out = guider.sample(noise, samples, sampler, sigmas, denoise_mask=latent.get("noise_mask"), callback=on_step,
-                        disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    noise = periodic_noise(comfy.sample.prepare_noise(samples, seed, latent.get("batch_index")), window_length(model))
+    model = with_per_frame_cfg(model, cfg_min, cfg_max)
+    out = comfy.sample.sample(model, noise, steps, cfg_max, sampler_name, scheduler, positive, negative, samples,
+                              denoise=denoise, noise_mask=latent.get("noise_mask"),
+                              callback=latent_preview.prepare_callback(model, steps),
+                              disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
     result = latent.copy()
-    result["samples"] = out.to(mm.intermediate_device())
+    result["samples"] = out
     return result
-
-
-def guidance_inputs():
-    return [
-        io.Float.Input("cfg_min", default=3.0, min=0.0, max=30.0, step=0.1, round=0.01,
-                       tooltip="Guidance of the first frame; it rises linearly to cfg_max at the last frame. Official: 3.0."),
-        io.Float.Input("cfg_max", default=3.0, min=0.0, max=30.0, step=0.1, round=0.01,
-                       tooltip="Guidance of the last frame. Official: 3.0 (constant)."),
-        io.Int.Input("window", default=16, min=2, max=128,
-                     tooltip="Frames per model call. Every window also holds frame 0. Official: 16 (SVD-xt was trained on 16)."),
-        io.Int.Input("overlap", default=4, min=0, max=127,
-                     tooltip="Frames shared by neighbouring windows (besides frame 0), blended with triangular weights. Official: 4."),
-    ]
-
-
-def check_window(window, overlap):
-    if overlap >= window - 1:
-        return f"overlap ({overlap}) must be smaller than window - 1 ({window - 1})"
-    return True
 
 
 class StableAnimatorSampler(io.ComfyNode):
@@ -116,83 +69,40 @@ class StableAnimatorSampler(io.ComfyNode):
             node_id="StableAnimatorSampler",
             display_name="Animator Sampler",
             category=CATEGORY,
-            description="Samples a StableAnimator video like KSampler, with the official long-video windows (every "
-                        "window holds frame 0, triangular blending, CFG after fusion, window-periodic initial noise), "
-                        "per-frame CFG from cfg_min to cfg_max, and optional HJB face optimisation.",
+            description="KSampler with the official StableAnimator initial noise (one window of noise repeated over "
+                        "the video) and per-frame CFG from cfg_min to cfg_max. The long-video windows come from "
+                        "StableAnimator Apply and HJB from the HJB node, so a core KSampler works too.",
             inputs=[
-                io.Model.Input("model", tooltip="MODEL from StableAnimator Apply."),
+                io.Model.Input("model", tooltip="MODEL from StableAnimator Apply (optionally through StableAnimator HJB)."),
                 io.Conditioning.Input("positive", tooltip="positive from StableAnimator Conditioning."),
                 io.Conditioning.Input("negative", tooltip="negative from StableAnimator Conditioning."),
                 io.Latent.Input("latent", tooltip="latent from StableAnimator Conditioning (one entry per frame)."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="Seed of the initial noise (official scripts: 23123134)."),
                 io.Int.Input("steps", default=25, min=1, max=1000, tooltip="Denoising steps. Official: 25."),
-                *guidance_inputs()[:2],
+                io.Float.Input("cfg_min", default=3.0, min=0.0, max=30.0, step=0.1, round=0.01,
+                               tooltip="Guidance of the first frame; it rises linearly to cfg_max at the last frame. Official: 3.0."),
+                io.Float.Input("cfg_max", default=3.0, min=0.0, max=30.0, step=0.1, round=0.01,
+                               tooltip="Guidance of the last frame (KSampler's cfg). Official: 3.0 (constant)."),
                 io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS, default="euler",
-                               tooltip="euler reproduces the official scheduler; HJB requires euler."),
+                               tooltip="euler reproduces the official scheduler (and is the official sampler for HJB)."),
                 io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, default="karras",
                                tooltip="karras on SVD's sigmas (700 to 0.002) is the official schedule."),
                 io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01,
                                tooltip="Fraction of the schedule to run; 1.0 generates from pure noise."),
-                *guidance_inputs()[2:],
-                HJB.Input("hjb", optional=True, tooltip="Optional HJB face optimisation settings (StableAnimator HJB)."),
             ],
             outputs=[io.Latent.Output(display_name="LATENT", tooltip="The video latent; decode with StableAnimator Decode.")],
         )
 
     @classmethod
-    def validate_inputs(cls, window, overlap):
-        return check_window(window, overlap)
+    def validate_inputs(cls, **values):   # sampler_name/scheduler combos: ComfyUI 0.3.75 checks no V3 combo
+        return check_inputs(cls, values)
 
     @classmethod
-    def execute(cls, model, positive, negative, latent, seed, steps, cfg_min, cfg_max, sampler_name, scheduler, denoise,
-                window, overlap, hjb=None) -> io.NodeOutput:
+    def execute(cls, model, positive, negative, latent, seed, steps, cfg_min, cfg_max, sampler_name, scheduler,
+                denoise) -> io.NodeOutput:
         return io.NodeOutput(run_sampler(model, positive, negative, latent, seed, steps, cfg_min, cfg_max, sampler_name,
-                                         scheduler, denoise, window, overlap, hjb))
-
-
-class StableAnimatorGuider(io.ComfyNode):
-    @classmethod
-    def define_schema(cls):
-        return io.Schema(
-            node_id="StableAnimatorGuider",
-            display_name="Animator Guider",
-            category=CATEGORY,
-            description="StableAnimator's windows and per-frame CFG as a GUIDER for SamplerCustomAdvanced.",
-            inputs=[io.Model.Input("model", tooltip="MODEL from StableAnimator Apply."),
-                    io.Conditioning.Input("positive", tooltip="positive from StableAnimator Conditioning."),
-                    io.Conditioning.Input("negative", tooltip="negative from StableAnimator Conditioning."),
-                    *guidance_inputs()],
-            outputs=[io.Guider.Output(display_name="GUIDER", tooltip="For SamplerCustomAdvanced.")],
-        )
-
-    @classmethod
-    def validate_inputs(cls, window, overlap):
-        return check_window(window, overlap)
-
-    @classmethod
-    def execute(cls, model, positive, negative, cfg_min, cfg_max, window, overlap) -> io.NodeOutput:
-        guider = WindowedCFGGuider(model, cfg_min, cfg_max, window, overlap)
-        guider.set_conds(positive, negative)
-        return io.NodeOutput(guider)
-
-
-class StableAnimatorEulerSampler(io.ComfyNode):
-    @classmethod
-    def define_schema(cls):
-        return io.Schema(
-            node_id="StableAnimatorEulerSampler",
-            display_name="Euler HJB Sampler",
-            category=CATEGORY,
-            description="Euler as a SAMPLER for SamplerCustomAdvanced, with optional HJB face optimisation of the x0 "
-                        "prediction at the chosen steps.",
-            inputs=[HJB.Input("hjb", optional=True, tooltip="Optional HJB face optimisation settings (StableAnimator HJB).")],
-            outputs=[io.Sampler.Output(display_name="SAMPLER", tooltip="For SamplerCustomAdvanced.")],
-        )
-
-    @classmethod
-    def execute(cls, hjb=None) -> io.NodeOutput:
-        return io.NodeOutput(euler_hjb_sampler(hjb))
+                                         scheduler, denoise))
 
 
 class StableAnimatorDecode(io.ComfyNode):
@@ -212,6 +122,10 @@ class StableAnimatorDecode(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, **values):
+        return check_inputs(cls, values)
+
+    @classmethod
     def execute(cls, vae, latent, chunk) -> io.NodeOutput:
         samples = latent["samples"]
         pbar = comfy.utils.ProgressBar(samples.shape[0])
@@ -224,4 +138,4 @@ class StableAnimatorDecode(io.ComfyNode):
         return io.NodeOutput(torch.cat(frames))
 
 
-NODES = [StableAnimatorSampler, StableAnimatorGuider, StableAnimatorEulerSampler, StableAnimatorDecode]
+NODES = [StableAnimatorSampler, StableAnimatorDecode]

@@ -195,6 +195,13 @@ def driving_workflow(info) -> Workflow:
     return Workflow("stableanimator_driving_video", columns, nodes, links)
 
 
+def no_face_option(info: dict) -> str:
+    """Face Embed's choice that keeps going on a frame without a face (generated frames may have none)."""
+    spec = info["StableAnimatorFaceEmbed"]["input"]["required"]["on_missing"]
+    options = spec[1]["options"] if spec[0] == "COMBO" else spec[0]
+    return next(o for o in options if o != "error")
+
+
 def hjb_workflow(info) -> Workflow:
     nodes, links = driving_nodes(
         info, "StableAnimator_hjb", "Driving video + HJB face optimisation", extra_models=ARCFACE_NOTE,
@@ -207,7 +214,7 @@ def hjb_workflow(info) -> Workflow:
         Node("hjb", "StableAnimatorHJB", widgets={"start_step": 0, "end_step": 20, "iterations": 3,
                                                   "learning_rate": 0.1, "context": 8, "full_frame": False}),
         Node("embed_out", "StableAnimatorFaceEmbed", "Face Embed (video frames)",
-             widgets={"channel_order": "BGR (training)", "on_missing": "zero embedding (official)"}),
+             widgets={"channel_order": "BGR (training)", "on_missing": no_face_option(info)}),
         Node("similarity", "StableAnimatorIdentitySimilarity"),
         Node("save_plot", "SaveImage", "Save CSIM plot", widgets={"filename_prefix": "StableAnimator_csim"}),
     ]

@@ -84,8 +84,15 @@ def import_pack(name: str = "ComfyUI_StableAnimator"):
 
 def ui_to_api(ui: dict, object_info: dict) -> dict:
     """A workflow as ComfyUI's "Save" writes it -> the API format /prompt takes, as the frontend converts it
-    (comfyui-autograph with the live /object_info)."""
+    (comfyui-autograph with the live /object_info). Renamed option labels are brought up to date first: the
+    frontend passes an old label on by position and the pack accepts it, while autograph matches values to
+    the current options and would drop it."""
+    import importlib.util
     from autograph import Flow, NodeInfo
+    spec = importlib.util.spec_from_file_location("sa_compat", REPO / "stableanimator_core" / "compat.py")
+    compat = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compat)
+    ui = compat.migrate_workflow(ui)
     api = json.loads(Flow(ui, node_info=NodeInfo(object_info)).convert().to_json())
     return {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in api.items()}
 
@@ -106,7 +113,8 @@ def free_port() -> int:
 
 class ComfyHost:
     def __init__(self, python: str, comfy_root: str, models_dir: str | None = None,
-                 output_dir: str | None = None, input_dir: str | None = None, extra_args=(), log_path=None):
+                 output_dir: str | None = None, input_dir: str | None = None, extra_args=(), log_path=None,
+                 custom_nodes: str | None = None):
         self.python, self.root = python, comfy_root
         self.work = Path(tempfile.mkdtemp(prefix="sa_host_"))
         self.models_dir = Path(models_dir) if models_dir else None
@@ -114,6 +122,7 @@ class ComfyHost:
         self.input_dir = Path(input_dir or self.work / "input")
         self.extra_args = list(extra_args)
         self.log_path = Path(log_path or self.work / "comfyui.log")
+        self.custom_nodes = custom_nodes   # an extra custom_nodes folder (the tests' own helper nodes)
         self.port = None
         self.proc = None
 
@@ -138,7 +147,8 @@ class ComfyHost:
                 (self.models_dir / key).mkdir(parents=True, exist_ok=True)
             yaml = self.work / "extra_model_paths.yaml"
             yaml.write_text("sa_test:\n" + f"    base_path: {self.models_dir}\n"
-                            + "".join(f"    {k}: {k}\n" for k in MODEL_KEYS))
+                            + "".join(f"    {k}: {k}\n" for k in MODEL_KEYS)
+                            + (f"    custom_nodes: {Path(self.custom_nodes).resolve()}\n" if self.custom_nodes else ""))
             args += ["--extra-model-paths-config", str(yaml)]
         args += self.extra_args
         for _ in range(3):  # a port can be taken between free_port() and bind: retry on another

@@ -23,7 +23,8 @@ def models_root(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def comfy_host(models_root):
-    host = ComfyHost.from_setup(models_dir=models_root)
+    # tests/host_nodes: test-only helper nodes (keypoints from JSON), loaded as another pack would be
+    host = ComfyHost.from_setup(models_dir=models_root, custom_nodes=REPO / "tests" / "host_nodes")
     host.start()
     yield host
     host.stop()

@@ -4,6 +4,7 @@ and the fix, and the server then still runs a good prompt. Grayscale and RGBA im
 person are not errors: they must work.
 
 Run with -s to see the catalogue: every entry prints the exact message a user sees."""
+import json
 import os
 import shutil
 
@@ -14,9 +15,11 @@ from PIL import Image
 
 from comfy_host import ComfyHost, PromptError
 from fixtures import e2e_models as e2e
+from fixtures.face_models import paint_face, textured_image
 
 pytestmark = [pytest.mark.host, pytest.mark.filterwarnings("ignore::FutureWarning")]
-SIZE = 64
+W, H = 64, 128   # portrait, as the official 576x1024: generation tests fail on a width/height swap
+SIZE = 256       # keypoint renders: big enough that the thin official sticks cover whole pixels
 SEEDS = iter(range(1000, 100000))
 
 
@@ -35,17 +38,28 @@ def host(comfy_host, request):
     Image.fromarray(rgba, "RGBA").save(inp / "bad_ref_rgba.png")
     drv = np.stack([e2e.person_frames(1)[0], e2e.empty_frame(), e2e.person_frames(2)[1]])
     e2e.save_animation(inp / "bad_driving.webp", drv)
+    # a 64x64 photo whose face the stand-in detector finds at 13x14 px (it sees the image scaled by 10, where the
+    # 4x4 red patch fills one 32-px cell); and a group photo with three large and three small faces
+    tiny = textured_image(8, 64, 64)
+    tiny[12:16, 28:32] = (255, 0, 0)
+    Image.fromarray(tiny).save(inp / "bad_tiny_face.png")
+    group = textured_image(9)
+    for cell in ((2, 3), (9, 3), (16, 3)):
+        paint_face(group, "red", *cell)
+    for cell in ((4, 30), (16, 30), (28, 30)):
+        paint_face(group, "green", *cell)
+    Image.fromarray(group).save(inp / "bad_group.png")
     return comfy_host
 
 
-def base_prompt(ref="bad_ref.png", poses="bad_poses.webp", frames=2, width=SIZE, height=SIZE, **loader):
+def base_prompt(ref="bad_ref.png", poses="bad_poses.webp", frames=2, width=W, height=H, **loader):
     """Reference + pose frames -> loader, face embed, conditioning -> SaveLatent (no sampling: cheap)."""
     files = {"svd_checkpoint": "svd_xt.safetensors", "unet": "unet.pth", "pose_net": "pose_net.pth",
              "face_encoder": "face_encoder.pth", **loader}
     return {
         "1": {"class_type": "LoadImage", "inputs": {"image": ref}},
         "2": {"class_type": "LoadImage", "inputs": {"image": poses}},
-        "3": {"class_type": "StableAnimatorModelLoader", "inputs": {**files, "dtype": "auto"}},
+        "3": {"class_type": "StableAnimatorModelLoader", "inputs": {"dtype": "auto", **files}},
         "4": {"class_type": "StableAnimatorFaceAnalysisLoader", "inputs": {"provider": "CPU", "det_size": 640}},
         "5": {"class_type": "StableAnimatorFaceEmbed", "inputs": {"face_analysis": ["4", 0], "images": ["1", 0],
                                                                   "channel_order": "BGR (training)", "on_missing": "error"}},
@@ -61,11 +75,12 @@ def add_generation(prompt, steps=1, prefix="bad_inputs/video"):
     """Apply -> StableAnimator Sampler -> Decode -> SaveAnimatedWEBP on top of base_prompt."""
     prompt.update({
         "8": {"class_type": "StableAnimatorApply", "inputs": {"model": ["3", 0], "animator": ["3", 3],
-                                                              "id_strength": 1.0, "pose_strength": 1.0}},
+                                                              "id_strength": 1.0, "pose_strength": 1.0,
+                                                              "window": 16, "overlap": 4}},
         "9": {"class_type": "StableAnimatorSampler", "inputs": {
             "model": ["8", 0], "positive": ["6", 0], "negative": ["6", 1], "latent": ["6", 2], "seed": next(SEEDS),
             "steps": steps, "cfg_min": 1.0, "cfg_max": 2.5, "sampler_name": "euler", "scheduler": "karras",
-            "denoise": 1.0, "window": 16, "overlap": 4}},
+            "denoise": 1.0}},
         "10": {"class_type": "StableAnimatorDecode", "inputs": {"vae": ["3", 2], "latent": ["9", 0], "chunk": 4}},
         "11": {"class_type": "SaveAnimatedWEBP", "inputs": {"images": ["10", 0], "filename_prefix": prefix, "fps": 7.0,
                                                             "lossless": True, "quality": 90, "method": "default"}},
@@ -85,15 +100,23 @@ def user_message(err: PromptError) -> str:
     return ComfyHost.error_message(body)
 
 
-def expect_error(host, prompt, *fragments, title):
+def expect_error(host, prompt, *fragments, title, before_running=False):
+    """The prompt fails with a message holding every fragment; before_running: it is refused at validation
+    (HTTP 400 with node errors), so no model was loaded and nothing ran."""
     with pytest.raises(PromptError) as err:
         host.run(prompt, timeout=300)
     message = user_message(err.value)
     print(f"\n[catalogue] {title}\n    {message}")
     for fragment in fragments:
         assert fragment.lower() in message.lower(), f"{fragment!r} not in: {message}"
+    if before_running:
+        assert err.value.body.get("error", {}).get("type") == "prompt_outputs_failed_validation", err.value.body
     still_serves(host)
     return message
+
+
+def log_since(host, start: int) -> str:
+    return host.log()[start:]
 
 
 def still_serves(host):
@@ -181,8 +204,10 @@ def test_fewer_pose_frames_than_requested(host):
 
 def test_negative_frame_count(host):
     """Zero frames: `frames` 0 means every pose frame, and no core node yields an empty IMAGE batch (LoadImage
-    gives at least one frame, ImageFromBatch clamps), so the only way to ask for no frames is a value under 0."""
-    expect_error(host, base_prompt(frames=-1), "frames", "-1", title="frames below 0")
+    gives at least one frame, ImageFromBatch clamps), so the only way to ask for no frames is a value under 0.
+    The pack's own check answers (ComfyUI's range check is off for inputs the pack validates)."""
+    expect_error(host, base_prompt(frames=-1), "StableAnimator Conditioning", "frames = -1 is below its minimum 0",
+                 title="frames below 0", before_running=True)
 
 
 @pytest.mark.parametrize("width,height", [(100, 64), (64, 96)])
@@ -209,7 +234,7 @@ def test_grayscale_images_work(host):
     prompt["15"] = {"class_type": "PreviewImage", "inputs": {"images": ["14", 0]}}
     outputs = host.run(add_generation(prompt, prefix="bad_inputs/gray"), timeout=600)
     frames = e2e.webp_frames(host.output_dir / outputs["11"]["images"][0]["subfolder"] / outputs["11"]["images"][0]["filename"])
-    assert len(frames) == 3 and frames[0].shape == (SIZE, SIZE, 3)
+    assert len(frames) == 3 and frames[0].shape == (H, W, 3)
 
 
 def test_rgba_images_work(host):
@@ -221,13 +246,13 @@ def test_rgba_images_work(host):
     prompt["15"] = {"class_type": "StableAnimatorDWPoseLoader", "inputs": {"detector": e2e.DET, "pose_model": e2e.POSE,
                                                                            "device": "cpu"}}
     prompt["16"] = {"class_type": "StableAnimatorPoseExtract", "inputs": {"dwpose": ["15", 0], "images": ["12", 0]}}
-    prompt["17"] = {"class_type": "StableAnimatorPoseRender", "inputs": {"pose_keypoint": ["16", 0], "width": SIZE,
-                                                                         "height": SIZE, "body": True, "hands": True,
+    prompt["17"] = {"class_type": "StableAnimatorPoseRender", "inputs": {"pose_keypoint": ["16", 0], "width": W,
+                                                                         "height": H, "body": True, "hands": True,
                                                                          "face": True}}
     prompt["18"] = {"class_type": "PreviewImage", "inputs": {"images": ["17", 0]}}
     outputs = host.run(add_generation(prompt, prefix="bad_inputs/rgba"), timeout=600)
     frames = e2e.webp_frames(host.output_dir / outputs["11"]["images"][0]["subfolder"] / outputs["11"]["images"][0]["filename"])
-    assert len(frames) == 3 and frames[0].shape == (SIZE, SIZE, 3)
+    assert len(frames) == 3 and frames[0].shape == (H, W, 3)
 
 
 def test_driving_frame_without_person_works_with_warning(host):
@@ -240,7 +265,7 @@ def test_driving_frame_without_person_works_with_warning(host):
         "16": {"class_type": "StableAnimatorPoseExtract", "inputs": {"dwpose": ["15", 0], "images": ["1", 0]}},
         "17": {"class_type": "StableAnimatorPoseExtract", "inputs": {"dwpose": ["15", 0], "images": ["12", 0]}},
         "18": {"class_type": "StableAnimatorPoseAlign", "inputs": {"driving": ["17", 0], "reference": ["16", 0], "align": True}},
-        "19": {"class_type": "StableAnimatorPoseRender", "inputs": {"pose_keypoint": ["18", 0], "width": SIZE, "height": SIZE,
+        "19": {"class_type": "StableAnimatorPoseRender", "inputs": {"pose_keypoint": ["18", 0], "width": W, "height": H,
                                                                     "body": True, "hands": True, "face": True}},
     })
     prompt["6"]["inputs"]["pose_images"] = ["19", 0]
@@ -249,3 +274,227 @@ def test_driving_frame_without_person_works_with_warning(host):
     warnings = [line for line in log.splitlines() if "no person" in line]
     print("\n[catalogue] driving frame without a person (works)\n    " + "\n    ".join(warnings))
     assert len(warnings) == 1 and "frame 1" in warnings[0], warnings
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Values ComfyUI 0.3.75 does not check for V3 nodes: combos, names that leave their folder, NaN numbers
+
+def test_unknown_dtype_is_refused_before_loading(host):
+    expect_error(host, base_prompt(dtype="fp8"), "StableAnimator Model Loader", "dtype 'fp8' is not one of",
+                 "'fp16'", title="dtype fp8 (not offered)", before_running=True)
+
+
+def test_weight_name_outside_its_folder_is_refused(host):
+    for name in ("../checkpoints/svd_xt.safetensors", "/etc/passwd"):
+        expect_error(host, base_prompt(unet=name), "unet", name, "points outside the stableanimator model folder",
+                     title=f"weight name {name}", before_running=True)
+
+
+def test_unknown_provider_is_refused(host):
+    prompt = base_prompt()
+    prompt["4"]["inputs"]["provider"] = "TPU"
+    expect_error(host, prompt, "StableAnimator Face Analysis Loader", "provider 'TPU' is not one of", "ROCm",
+                 title="provider TPU", before_running=True)
+
+
+def test_provider_this_onnxruntime_lacks_is_refused(host):
+    import onnxruntime
+    if "ROCMExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.fail("this test needs an onnxruntime without ROCm (the host's CPU/CUDA build)")
+    prompt = base_prompt()
+    prompt["4"]["inputs"]["provider"] = "ROCm"
+    expect_error(host, prompt, "ROCm needs onnxruntime's ROCMExecutionProvider", "install onnxruntime-rocm",
+                 title="provider ROCm with an onnxruntime that has no ROCm", before_running=True)
+
+
+def test_old_dwpose_device_label_still_loads(host):
+    """Saved workflows hold device 'cpu' (the old label of 'CPU')."""
+    prompt = {"1": {"class_type": "StableAnimatorDWPoseLoader", "inputs": {"detector": e2e.DET, "pose_model": e2e.POSE,
+                                                                            "device": "cpu"}},
+              "2": {"class_type": "LoadImage", "inputs": {"image": "bad_ref.png"}},
+              "3": {"class_type": "StableAnimatorPoseExtract", "inputs": {"dwpose": ["1", 0], "images": ["2", 0]}},
+              "4": {"class_type": "StableAnimatorPoseRender", "inputs": {"pose_keypoint": ["3", 0], "width": SIZE,
+                                                                         "height": SIZE, "body": True, "hands": True,
+                                                                         "face": True}},
+              "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}}}
+    assert host.run(prompt, timeout=300)["5"]["images"]
+
+
+def test_nan_number_is_refused(host):
+    prompt = base_prompt()
+    prompt["6"]["inputs"]["augmentation"] = "nan"   # ComfyUI turns the text into float('nan'), which passes min/max
+    expect_error(host, prompt, "StableAnimator Conditioning", "augmentation is nan", "finite number",
+                 title="augmentation NaN", before_running=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# NaN and infinite pixels
+
+def broken_image(prompt, image_node: str, value: str, size: int = 8) -> list:
+    """Nodes that paste a size x size patch of `value` ('nan', 'inf') into the image of `image_node`, as an
+    upscaler that overflowed in fp16 would hand it on; returns the link to the broken image."""
+    prompt["20"] = {"class_type": "SolidMask", "inputs": {"value": value, "width": size, "height": size}}
+    prompt["21"] = {"class_type": "MaskToImage", "inputs": {"mask": ["20", 0]}}
+    prompt["22"] = {"class_type": "ImageCompositeMasked", "inputs": {"destination": [image_node, 0], "source": ["21", 0],
+                                                                     "x": 0, "y": 0, "resize_source": False}}
+    return ["22", 0]
+
+
+def test_nan_in_the_reference_is_refused(host):
+    prompt = base_prompt()
+    prompt["6"]["inputs"]["reference"] = broken_image(prompt, "1", "nan")
+    expect_error(host, prompt, "StableAnimator Conditioning", "input 'reference' has NaN or infinite values in 64 of 409600 pixels",
+                 "fix or replace that node", title="NaN pixels in the reference")
+
+
+def test_inf_in_the_pose_images_is_refused(host):
+    prompt = base_prompt()
+    # ComfyUI's own range check stops an infinite SolidMask value, so a test-only node makes the broken frames
+    prompt["20"] = {"class_type": "SATestBrokenPixels", "inputs": {"images": ["2", 0], "value": "inf", "size": 4}}
+    prompt["6"]["inputs"]["pose_images"] = ["20", 0]
+    expect_error(host, prompt, "StableAnimator Conditioning", "input 'pose_images'", "48 of 12288 pixels",
+                 "frame(s) 0, 1, 2", title="infinite pixels in the pose images")
+
+
+def test_nan_in_face_embed_images_is_refused(host):
+    prompt = base_prompt()
+    prompt["5"]["inputs"]["images"] = broken_image(prompt, "1", "nan")
+    expect_error(host, prompt, "StableAnimator Face Embed", "input 'images'", title="NaN pixels into Face Embed")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Faces: too small, several, none (with the old option label)
+
+def test_tiny_face_is_refused_with_the_reason(host):
+    message = expect_error(host, base_prompt(ref="bad_tiny_face.png"), "StableAnimator", "only 13x14 px",
+                           "under min_face_size (40 px)", "112x112", "on_missing",
+                           title="64x64 reference: a 13x14 px face")
+    assert "zero embedding (no identity)" in message
+
+
+def test_tiny_face_accepted_when_the_minimum_is_lowered(host):
+    prompt = base_prompt(ref="bad_tiny_face.png")
+    prompt["5"]["inputs"]["min_face_size"] = 8
+    assert host.run(prompt, timeout=300)["7"] is not None
+
+
+def test_several_faces_warn_which_one_is_used(host):
+    start = len(host.log())
+    prompt = base_prompt(ref="bad_group.png")
+    host.run(prompt, timeout=300)
+    lines = [line for line in log_since(host, start).splitlines() if "faces found" in line]
+    print("\n[catalogue] group photo (works, with a warning)\n    " + "\n    ".join(lines))
+    assert len(lines) == 1, lines
+    assert "6 faces found in the image; using the largest, 128x144 px" in lines[0]
+    assert "Crop the photo" in lines[0]
+
+
+def test_old_zero_embedding_label_still_runs(host):
+    """Workflows saved with 'zero embedding (official)' keep working; the log says what happened."""
+    start = len(host.log())
+    prompt = base_prompt(ref="bad_noface.png")
+    prompt["5"]["inputs"]["on_missing"] = "zero embedding (official)"
+    host.run(prompt, timeout=300)
+    log = log_since(host, start)
+    assert "no face was found in the image" in log and "using a zero identity embedding" in log, log[-2000:]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Keypoints from another pack (typed in as JSON by a test-only node)
+
+def body(points, scale=(1.0, 1.0)):
+    """18 OpenPose body points [x, y, c]; points: {index: (x, y)}."""
+    out = [0.0] * 54
+    for i, (x, y) in points.items():
+        out[3 * i:3 * i + 3] = [x * scale[0], y * scale[1], 1.0]
+    return out
+
+
+STANDING = {0: (0.5, 0.15), 1: (0.5, 0.3), 2: (0.4, 0.3), 5: (0.6, 0.3), 3: (0.35, 0.45), 6: (0.65, 0.45),
+            8: (0.45, 0.65), 11: (0.55, 0.65), 9: (0.45, 0.85), 12: (0.55, 0.85), 10: (0.45, 1.1), 13: (0.55, 1.1)}
+
+
+def keypoint_prompt(frames, prefix):
+    return {"1": {"class_type": "SATestPoseKeypointJSON", "inputs": {"text": json.dumps(frames)}},
+            "2": {"class_type": "StableAnimatorPoseRender", "inputs": {"pose_keypoint": ["1", 0], "width": SIZE,
+                                                                       "height": SIZE, "body": True, "hands": True,
+                                                                       "face": True}},
+            "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": prefix}}}
+
+
+def rendered(host, outputs, node="3"):
+    return [np.asarray(Image.open(host.output_dir / i["subfolder"] / i["filename"])) for i in outputs[node]["images"]]
+
+
+def test_normalised_keypoints_with_points_below_the_frame(host):
+    """0..1 fractions where the ankles lie below the frame (y = 1.1) stay fractions: both frames are drawn as
+    the same skeleton given in pixels, none collapses into a corner."""
+    canvas = {"canvas_width": 512, "canvas_height": 768}
+    inside = {k: v for k, v in STANDING.items() if v[1] <= 1}
+    normalised = [{"people": [{"pose_keypoints_2d": body(inside)}], **canvas},
+                  {"people": [{"pose_keypoints_2d": body(STANDING)}], **canvas}]
+    pixels = [{"people": [{"pose_keypoints_2d": body(inside, (512, 768))}], **canvas},
+              {"people": [{"pose_keypoints_2d": body(STANDING, (512, 768))}], **canvas}]
+    got = rendered(host, host.run(keypoint_prompt(normalised, "bad_inputs/kp_norm")))
+    want = rendered(host, host.run(keypoint_prompt(pixels, "bad_inputs/kp_px")))
+    for g, w in zip(got, want):
+        drawn = (w.max(-1) > 0).mean()
+        assert drawn > 0.002, drawn   # ~0.7 % here; the old per-person guess drew a dot in the corner (0.002 %)
+        # the same drawing up to sub-pixel shifts (float32 fractions x 512 and typed-in pixels round differently
+        # on the 2160 px canvas): measured IoU 0.97 and mean difference 6 of 255 on the drawn pixels
+        ink_g, ink_w = g.max(-1) > 0, w.max(-1) > 0
+        assert (ink_g & ink_w).sum() / (ink_g | ink_w).sum() > 0.9
+        assert np.abs(g.astype(int) - w).max(-1)[ink_g | ink_w].mean() < 15
+
+
+def test_nan_keypoint_is_a_missing_point(host):
+    canvas = {"canvas_width": SIZE, "canvas_height": SIZE}
+    pts = body(STANDING, (SIZE, SIZE))
+    broken = list(pts)
+    broken[3 * 5:3 * 5 + 2] = [float("nan"), float("nan")]   # left shoulder NaN with confidence 1
+    missing = list(pts)
+    missing[3 * 5:3 * 5 + 3] = [0.0, 0.0, 0.0]
+    got = rendered(host, host.run(keypoint_prompt([{"people": [{"pose_keypoints_2d": broken}], **canvas}], "bad_inputs/kp_nan")))
+    want = rendered(host, host.run(keypoint_prompt([{"people": [{"pose_keypoints_2d": missing}], **canvas}], "bad_inputs/kp_gap")))
+    np.testing.assert_array_equal(got[0], want[0])
+    assert (got[0].max(-1) > 0).mean() > 0.002   # the rest of the skeleton is drawn (about 0.7 %)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sampling with core nodes: the checks ride on the conditioning, so core KSampler reports them too
+
+def core_ksampler(prompt, model, latent):
+    prompt["9"] = {"class_type": "KSampler", "inputs": {
+        "model": model, "positive": ["6", 0], "negative": ["6", 1], "latent_image": latent, "seed": next(SEEDS),
+        "steps": 1, "cfg": 2.5, "sampler_name": "euler", "scheduler": "karras", "denoise": 1.0}}
+    return prompt
+
+
+def test_core_ksampler_with_a_model_without_apply(host):
+    prompt = core_ksampler(add_generation(base_prompt()), ["3", 0], ["6", 2])   # the loader's MODEL, unpatched
+    expect_error(host, prompt, "MODEL has no StableAnimator patches", "StableAnimator Apply",
+                 title="conditioning used with a MODEL that did not go through StableAnimator Apply (core KSampler)")
+
+
+def test_core_ksampler_with_more_latent_frames_than_poses(host):
+    prompt = add_generation(base_prompt(frames=2))
+    prompt["12"] = {"class_type": "RepeatLatentBatch", "inputs": {"samples": ["6", 2], "amount": 2}}
+    core_ksampler(prompt, ["8", 0], ["12", 0])
+    expect_error(host, prompt, "latent has 4 frames but the conditioning has 2 pose frames",
+                 title="latent with more frames than the conditioning's pose frames (core KSampler)")
+
+
+def test_core_ksampler_with_video_linear_cfg_runs(host):
+    prompt = add_generation(base_prompt(frames=2))
+    prompt["12"] = {"class_type": "VideoLinearCFGGuidance", "inputs": {"model": ["8", 0], "min_cfg": 1.0}}
+    core_ksampler(prompt, ["12", 0], ["6", 2])
+    outputs = host.run(prompt, timeout=300)
+    assert outputs["11"]["images"], outputs
+
+
+def test_unknown_sampler_name_is_refused_before_loading(host):
+    prompt = add_generation(base_prompt())
+    del prompt["7"]   # ComfyUI runs the outputs that validate; only the video output is left here
+    prompt["9"]["inputs"]["sampler_name"] = "euler_fake"
+    expect_error(host, prompt, "StableAnimator Sampler", "sampler_name 'euler_fake' is not one of",
+                 title="sampler_name euler_fake", before_running=True)

@@ -319,6 +319,8 @@ def toy_settings(wf: dict, stem: str, report: dict) -> list[tuple]:
             changes.append((n["id"], "provider", "CPU"))
         elif t == "StableAnimatorDWPoseLoader":
             changes.append((n["id"], "device", "cpu"))
+        elif t == "StableAnimatorFaceEmbed":
+            changes.append((n["id"], "min_face_size", 0))   # faces in 64x64 toy frames are tiny
         elif t == "LoadImage" and title == "Reference photo":
             changes.append((n["id"], "image", FACE_REFERENCE))
         elif t == "SaveAnimatedWEBP":

@@ -103,7 +103,7 @@ def test_no_face_zero_embedding_mode_warns(analyzer, caplog):
     assert out.found.tolist() == [True, False]
     assert torch.count_nonzero(out.embedding[1]) == 0 and torch.count_nonzero(out.embedding[0]) > 0
     assert torch.count_nonzero(out.boxes[1]) == 0
-    assert "no face found in image 2 of 2" in caplog.text
+    assert "no face was found in image 2 of 2" in caplog.text
     mask = out.box_mask()
     assert mask.shape == (2, 640, 640) and mask[1].sum() == 0
     assert mask[0].sum() == 128 * 144 and mask[0, 300, 300] == 1  # box (272,208)-(400,352)

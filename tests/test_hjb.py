@@ -1,4 +1,4 @@
-"""HJB face optimisation building blocks: stableanimator_core/hjb.py and nodes/hjb_support.py.
+"""HJB face optimisation building blocks: stableanimator_core/sampling/hjb.py and nodes/hjb.py.
 
 Small models: a tiny random IResNet (its feature BN centred so that cosines spread) and ComfyUI's SVD
 temporal VAE, full size for the decode-equivalence check and a narrow comfy VideoDecoder for the
@@ -8,65 +8,21 @@ import importlib
 import pytest
 import torch
 
-from fixtures.face_models import tiny_iresnet
+from fixtures.hjb_models import centred_arcface as _centred_arcface, svd_vae as _svd_vae
 
 LATENT_SCALE = 0.18215
-
-
-def _randomize_decoder(decoder: torch.nn.Module, seed: int) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    for name, p in decoder.named_parameters():
-        if name.endswith("mix_factor"):
-            p.copy_(torch.randn(p.shape, generator=gen))
-        elif p.ndim >= 2:   # conv / linear weights: N(0, 1/fan_in)
-            p.copy_(torch.randn(p.shape, generator=gen) * (1.0 / p[0].numel()) ** 0.5)
-        elif ".norm" in name and name.endswith("weight"):
-            p.fill_(1.0)
-        else:
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
-
-
-def _svd_vae(small: bool, seed: int):
-    """A comfy.sd.VAE with the SVD temporal decoder, built under inference_mode as a loader node would."""
-    import comfy.sd
-    from comfy.ldm.modules.temporal_ae import VideoDecoder
-    with torch.inference_mode():
-        vae = comfy.sd.VAE(sd={"decoder.mid.block_1.mix_factor": torch.zeros(1)})
-        if small:
-            vae.first_stage_model.decoder = VideoDecoder(
-                ch=32, out_ch=3, ch_mult=[1, 1, 2, 2], num_res_blocks=1, attn_resolutions=[], dropout=0.0,
-                in_channels=3, resolution=256, z_channels=4, double_z=True, video_kernel_size=[3, 1, 1], alpha=0.0)
-        _randomize_decoder(vae.first_stage_model.decoder, seed)
-    return vae
 
 
 @pytest.fixture(scope="module")
 def mods(pack):
     hjb = importlib.import_module(pack.__name__ + ".stableanimator_core.sampling.hjb")
-    support = importlib.import_module(pack.__name__ + ".nodes.hjb_support")
+    support = importlib.import_module(pack.__name__ + ".nodes.hjb")
     return hjb, support
 
 
 @pytest.fixture(scope="module")
 def small_vae(comfy_inprocess):
     return _svd_vae(small=True, seed=1)
-
-
-@torch.no_grad()
-def _centred_arcface(seed: int = 3):
-    """tiny_iresnet whose output BN is centred on random crops, so embeddings of different images differ."""
-    net = tiny_iresnet(seed=seed)
-    gen = torch.Generator().manual_seed(seed)
-    crops = torch.rand(64, 3, 112, 112, generator=gen) * 2 - 1
-    x = net.prelu(net.bn1(net.conv1(crops)))
-    for stage in net.stages:
-        x = stage(x)
-    feats = net.fc(torch.flatten(net.bn2(x), 1))
-    net.features.running_mean.copy_(feats.mean(0))
-    net.features.running_var.copy_(feats.var(0) + 1e-3)
-    net.features.weight.fill_(1.0)
-    net.features.bias.zero_()
-    return net.eval().requires_grad_(False)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +44,11 @@ def scene(mods, arcface):
     return x0, ref
 
 
+def make_decode(support, vae, checkpoint_blocks=True):
+    """The differentiable decode callable the HJB patch uses, on a fresh decoder copy (a ModelPatcher)."""
+    return support.decode_function(support.decoder_copy(vae, checkpoint_blocks=checkpoint_blocks))
+
+
 def _frame_cosines(hjb, decode, arcface, z, ref):
     """Per-frame cos(ArcFace(face crop), e_ref) of the fully decoded scaled latents z."""
     with torch.no_grad():
@@ -100,7 +61,7 @@ def refined(mods, small_vae, arcface, scene):
     """One refined step (step 0, 5 iterations, region decoding) run as the sampler runs it: in inference mode."""
     hjb, support = mods
     x0, ref = scene
-    decode = support.differentiable_decoder(small_vae)
+    decode = make_decode(support, small_vae)
     settings = hjb.HJBSettings(iterations=5, context=2, chunk=2)
     with torch.inference_mode():
         x0_inf = x0.clone()       # an inference tensor, like ComfyUI's denoised
@@ -117,14 +78,15 @@ def test_decode_callable_matches_vae_decode(mods, comfy_inprocess):
         z = torch.randn(3, 4, 8, 8, generator=gen)
         with torch.inference_mode():
             want = vae.decode(z)                        # ComfyUI: (N,H,W,3) in [0,1]
-            decode = support.differentiable_decoder(vae)
-            assert support.differentiable_decoder(vae) is decode   # built once per VAE
+            patcher = support.decoder_copy(vae)
+            assert patcher.load_device == torch.device(vae.device)   # model management moves it for sampling
+            decode = support.decode_function(patcher)
             got = decode(z)                              # raw [-1,1] (N,3,H,W)
         assert got.shape == (3, 3, 64, 64)
         torch.testing.assert_close(((got + 1) / 2).clamp(0, 1).movedim(1, -1), want, rtol=0, atol=2e-5)
         net = decode.module
         assert not any(p.is_inference() or p.requires_grad for p in net.parameters())
-        assert all(p.device == torch.device(vae.device) and p.dtype == vae.vae_dtype for p in net.parameters())
+        assert all(p.device == vae.patcher.offload_device and p.dtype == vae.vae_dtype for p in net.parameters())
 
 
 def test_checkpointed_decoder_gradient_equals_plain(mods, small_vae):
@@ -132,7 +94,7 @@ def test_checkpointed_decoder_gradient_equals_plain(mods, small_vae):
     z = torch.randn(2, 4, 6, 6, generator=torch.Generator().manual_seed(4))
     grads = []
     for ckpt in (True, False):
-        decode = support.differentiable_decoder(small_vae, checkpoint_blocks=ckpt)
+        decode = make_decode(support, small_vae, ckpt)
         with torch.inference_mode(), torch.inference_mode(False), torch.enable_grad():
             leaf = z.clone().requires_grad_(True)
             (decode(leaf) ** 2).mean().backward()
@@ -184,7 +146,7 @@ def test_region_only_changes_the_face_windows(mods, refined, scene):
 def test_region_decoding_is_close_to_full_frame(mods, small_vae, arcface, scene):
     hjb, support = mods
     x0, ref = scene
-    decode = support.differentiable_decoder(small_vae)
+    decode = make_decode(support, small_vae)
     region = hjb.HJBSettings(context=2, chunk=2)
     full = hjb.HJBSettings(context=2, chunk=2, full_frame=True)
     with torch.inference_mode(False), torch.enable_grad():
@@ -222,7 +184,7 @@ def test_region_decoding_is_close_to_full_frame(mods, small_vae, arcface, scene)
 def test_should_stop_is_honoured_between_iterations(mods, small_vae, arcface, scene):
     hjb, support = mods
     x0, ref = scene
-    decode = support.differentiable_decoder(small_vae)
+    decode = make_decode(support, small_vae)
     calls = []
 
     def stop_after_one():
@@ -284,7 +246,7 @@ def test_reference_identity_from_inputs(mods, pack, arcface):
     embed = face_analysis.FaceEmbedding(embedding=torch.zeros(1, 512), boxes=torch.tensor([[10.2, 12.7, 50.0, 61.3]]),
                                         landmarks=torch.zeros(1, 5, 2), found=torch.tensor([True]), image_size=(90, 70))
     with torch.inference_mode():
-        got = support.reference_identity_from_inputs(patcher, image, embed)
+        got = support.reference_identity_from_inputs(support.autograd_ready(patcher.model), image, embed)
     # insightface box -> inclusive pixels: x 10..49, y 12..61
     want = hjb.reference_identity(arcface, image.movedim(-1, 1) * 2 - 1, torch.tensor([10, 12, 49, 61]))
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
@@ -296,4 +258,4 @@ def test_reference_identity_from_inputs(mods, pack, arcface):
     assert x.grad is not None
     embed.found[0] = False
     with pytest.raises(Exception, match="no face was found"):
-        support.reference_identity_from_inputs(patcher, image, embed)
+        support.reference_identity_from_inputs(patcher.model, image, embed)

@@ -6,7 +6,9 @@ import torch
 from fixtures.official_reference import build_tiny_pipeline, reference_x0, relative_error
 
 SIGMAS = [5.0, 700.0]
-FRAMES, H, W = 3, 64, 64      # latent 8x8
+# fp16 keeps 11 significant bits, bf16 8 (unit roundoff 4.9e-4, 3.9e-3); measured here: 1.3e-3 and 1.2e-2
+TOLERANCE = {"fp16": 5e-3, "bf16": 4e-2}
+FRAMES, H, W = 3, 128, 64     # portrait, latent 16x8: a width/height swap anywhere breaks the comparison
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +64,31 @@ def test_face_tokens_and_pose_change_the_output(setup):
     assert relative_error(no_pose, full) > 1e-3 and relative_error(without_face, full) > 1e-3
     assert relative_error(comfy_x0(model, positive, negative, latent, noise, sigma, 1.0), full) <= 1e-5
 
+
+
+@pytest.mark.parametrize("name,dtype", [("fp16", torch.float16), ("bf16", torch.bfloat16)])
+def test_half_precision_loads_and_stays_close_to_fp32(setup, pack, tmp_path, name, dtype):
+    """fp16/bf16 from the loader: every weight (UNet, ID adapter, PoseNet, face encoder) is stored in that dtype
+    and one guided prediction stays close to fp32's (ComfyUI computes in fp32 on a CPU, casting the weights)."""
+    from importlib import import_module
+    loading = import_module(pack.__name__ + ".nodes.loading")
+    model, positive, negative, latent, _ = build_tiny_pipeline(pack, tmp_path, FRAMES, H, W, dtype=name)
+    unet = model.model.diffusion_model
+    assert model.model.get_dtype() == dtype
+    # ComfyUI keeps SVD's time_mixer blend factors (one number each) in fp32
+    assert {p.dtype for n, p in unet.named_parameters() if not n.endswith("time_mixer.mix_factor")} == {dtype}
+    animator = loading.load_animator(str(tmp_path / "unet.pth"), str(tmp_path / "pose_net.pth"),
+                                     str(tmp_path / "face_encoder.pth"), name)[1]
+    assert animator.dtype == dtype
+    assert {p.dtype for p in animator.pose_net.model.parameters()} == {dtype}
+    assert {p.dtype for p in animator.face_encoder.model.parameters()} == {dtype}
+    assert {w.dtype for kv in animator.id_adapter.values() for w in kv.values()} == {dtype}
+
+    full, pos32, neg32, lat32, _ = setup
+    noise = torch.randn(latent["samples"].shape, generator=torch.Generator().manual_seed(4))
+    want = comfy_x0(full, pos32, neg32, lat32, noise, SIGMAS[0], 2.0)
+    got = comfy_x0(model, positive, negative, latent, noise, SIGMAS[0], 2.0)
+    err = relative_error(got.float(), want)
+    print(f"{name} vs fp32: relative error {err:.2e}")
+    assert torch.isfinite(got).all()
+    assert err < TOLERANCE[name], err

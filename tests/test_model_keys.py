@@ -11,9 +11,8 @@ from stableanimator_core.model.face_encoder import FaceEncoder
 from stableanimator_core.model.pose_net import PoseNet
 from stableanimator_core.model.unet_keys import split_official_unet
 
-OFFICIAL_KEYS = Path("/work/shared/reference/official_keys.txt")
-if not OFFICIAL_KEYS.exists():  # CI machines may not have the shared folder: a copy lives with the tests
-    OFFICIAL_KEYS = Path(__file__).parent / "fixtures" / "official_keys.txt"
+# Every official parameter name and shape, dumped from the official modules at full size (its header says how)
+OFFICIAL_KEYS = Path(__file__).parent / "fixtures" / "official_keys.txt"
 
 
 def official_section(title_start: str) -> dict:
@@ -118,14 +117,18 @@ def test_files_are_read_safely(tmp_path):
 
 
 class Boom:
+    """Unpickling this opens (creates) `path`: proof that the pickle ran."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
     def __reduce__(self):
-        return (open, ("/tmp/stableanimator_pickle_ran", "w"))
+        return (open, (self.path, "w"))
 
 
 def test_a_pth_with_code_is_refused_and_not_run(tmp_path):
-    marker = Path("/tmp/stableanimator_pickle_ran")
-    marker.unlink(missing_ok=True)
-    torch.save({"w": torch.zeros(1), "evil": Boom()}, tmp_path / "evil.pth")
+    marker = tmp_path / "pickle_ran"
+    torch.save({"w": torch.zeros(1), "evil": Boom(marker)}, tmp_path / "evil.pth")
     with pytest.raises(StableAnimatorError, match="evil.pth was refused"):
         read_state_dict(str(tmp_path / "evil.pth"))
     assert not marker.exists()

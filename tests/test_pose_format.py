@@ -98,3 +98,43 @@ def test_face_boxes_and_masks(caplog):
     masks = boxes_to_masks(np.array([[50.2, 25.0, 69.6, 55.0]]), 320, 240)
     assert masks.shape == (1, 240, 320) and masks.dtype == np.float32
     assert masks[0, 25:55, 50:70].min() == 1 and masks.sum() == 30 * 20
+
+
+def _aux_frame(points, w, h):
+    """An aux-style frame with one person's body points {index: (x, y)} at confidence 1."""
+    body = [0.0] * 54
+    for i, (x, y) in points.items():
+        body[3 * i:3 * i + 3] = [x, y, 1.0]
+    return {"people": [{"pose_keypoints_2d": body}], "canvas_width": w, "canvas_height": h}
+
+
+def test_units_are_decided_once_for_the_whole_input():
+    """Fractions stay fractions in every frame although one frame has its ankles below the frame (y = 1.1):
+    the old per-person guess read that frame as pixels and drew it as a dot in the corner."""
+    inside = {1: (0.5, 0.3), 8: (0.45, 0.6), 10: (0.45, 0.95)}
+    below = {1: (0.5, 0.35), 8: (0.45, 0.7), 10: (0.45, 1.1)}
+    frames = from_pose_keypoint([_aux_frame(inside, 512, 768), _aux_frame(below, 512, 768)])
+    np.testing.assert_allclose(frames[1].people[0, 10, :2], (0.45 * 512, 1.1 * 768), rtol=1e-6)
+    np.testing.assert_allclose(frames[0].people[0, 1, :2], (0.5 * 512, 0.3 * 768), rtol=1e-6)
+    # pixel input with every point inside 0..1 of nothing: a skeleton in pixels is never within 4 px of the corner
+    px = from_pose_keypoint([_aux_frame({1: (256.0, 230.0), 8: (3.0, 2.0)}, 512, 768)])
+    np.testing.assert_allclose(px[0].people[0, 8, :2], (3.0, 2.0))
+    # fractions may reach NORMALISED_LIMIT canvases out; beyond that they are pixels
+    far = from_pose_keypoint([_aux_frame({1: (0.5, 0.3), 10: (0.5, 3.9)}, 512, 768)])
+    assert far[0].people[0, 10, 1] == pytest.approx(3.9 * 768)
+
+
+def test_nan_and_infinite_points_are_missing():
+    frame = _aux_frame({1: (100.0, 50.0), 2: (120.0, 60.0)}, 640, 480)
+    frame["people"][0]["pose_keypoints_2d"][3 * 2:3 * 2 + 2] = [float("nan"), 60.0]
+    frame["people"][0]["pose_keypoints_2d"][3 * 3:3 * 3 + 3] = [float("inf"), 1.0, 1.0]
+    f = from_pose_keypoint(json.loads(json.dumps([frame])))[0]   # json writes and reads NaN and Infinity
+    np.testing.assert_allclose(f.people[0, 1], (100, 50, 1))
+    assert (f.people[0, 2] == 0).all() and (f.people[0, 3] == 0).all()
+    assert np.isfinite(PoseFrame(64, 64, np.full((1, 134, 3), np.nan)).people).all()
+
+
+@pytest.mark.parametrize("size", [(float("nan"), 480), (0, 480), ("wide", 480), (None, 480)])
+def test_bad_canvas_sizes_are_named(size):
+    with pytest.raises(StableAnimatorError, match="canvas size must be whole pixels"):
+        from_pose_keypoint([{"people": [], "canvas_width": size[0], "canvas_height": size[1]}])

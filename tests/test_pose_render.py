@@ -87,3 +87,19 @@ def test_pose_is_stretched_from_its_canvas_to_the_output():
     p = _skeleton(1000, 1000)
     img = render_pose(PoseFrame(1000, 1000, p[None]), 576, 1024).astype(int)
     assert img[int(0.45 * 1024), 287:290, 1].max() > 120
+
+
+def test_far_and_broken_points_draw_without_error():
+    """Points far off the canvas or NaN (a broken editor) neither crash cv2 nor paint the frame."""
+    p = _skeleton(64, 64)
+    p[8] = (1e12, -1e12, 1.0)
+    p[2] = (np.nan, 10, 1.0)
+    img = render_pose(PoseFrame(64, 64, p[None]), 64, 64)
+    assert img.shape == (64, 64, 3) and 0 < (img.max(-1) > 0).mean() < 0.2
+
+
+def test_canvas_sizes_the_official_renderer_cannot_draw():
+    from stableanimator_core.pose.pose_render import canvas_problem
+    assert canvas_problem(576, 1024) is None and canvas_problem(64, 512) is None   # 8x apart: 2160 x 17280
+    assert "7.2 GB per frame" in canvas_problem(8, 4096)
+    assert "empty" in canvas_problem(0, 64)

@@ -1,5 +1,7 @@
-"""The sampler: official window schedules, equivalence with an independent official-semantics sampling loop,
-periodic noise, interruption."""
+"""Sampling through ComfyUI's own seams: the official window schedule, the windows as a context handler under
+core KSampler and the pack's Sampler, per-frame CFG as a cfg function (ours and core's VideoLinearCFGGuidance),
+other samplers' schedules as in KSampler, pre-CFG hooks, interruption, and the errors for latents that do not
+match their conditioning. Equivalence is against an independent loop with the official semantics."""
 import math
 
 import pytest
@@ -58,10 +60,26 @@ CFG_MIN, CFG_MAX = 1.5, 3.0
 
 
 @pytest.fixture(scope="module")
-def pipeline(pack, tmp_path_factory):
+def mods(pack):
     from importlib import import_module
-    sampling = import_module(pack.__name__ + ".nodes.sampling")
-    return sampling, build_tiny_pipeline(pack, tmp_path_factory.mktemp("sampler"), FRAMES, H, W)
+    return (import_module(pack.__name__ + ".nodes.sampling"), import_module(pack.__name__ + ".nodes.context_windows"),
+            import_module(pack.__name__ + ".nodes.patching"))
+
+
+@pytest.fixture(scope="module")
+def pipeline(pack, mods, tmp_path_factory):
+    return build_tiny_pipeline(pack, tmp_path_factory.mktemp("sampler"), FRAMES, H, W)
+
+
+@pytest.fixture(scope="module")
+def long_pipeline(pack, tmp_path_factory):
+    return build_tiny_pipeline(pack, tmp_path_factory.mktemp("sampler24"), 24, H, W)
+
+
+def windowed(mods, model, window=WINDOW, overlap=OVERLAP):
+    m = model.clone()
+    mods[1].set_windows(m, window, overlap)
+    return m
 
 
 def karras_sigmas(steps, sigma_min=0.002, sigma_max=700.0, rho=7.0):
@@ -70,19 +88,21 @@ def karras_sigmas(steps, sigma_min=0.002, sigma_max=700.0, rho=7.0):
     return [*s.tolist(), 0.0]
 
 
-def official_sampling(ref, noise, steps):
+def official_sampling(ref, noise, steps, window=WINDOW, overlap=OVERLAP, cfg_min=CFG_MIN, cfg_max=CFG_MAX):
     """The official loop: per window two separate UNet calls (uncond without pose), v fused with triangular
     weights, per-frame CFG after fusion, Euler on Karras sigmas, x0 from v."""
+    frames = noise.shape[0]
     sigmas = karras_sigmas(steps)
     x = noise.double().float() * math.sqrt(sigmas[0] ** 2 + 1)     # official init_noise_sigma
-    tiles = official_tiles(FRAMES, WINDOW, OVERLAP)
-    scale = torch.linspace(CFG_MIN, CFG_MAX, FRAMES).view(-1, 1, 1, 1)
+    tiles = official_tiles(frames, window, overlap) if frames > window else [list(range(frames))]
+    scale = torch.linspace(cfg_min, cfg_max, frames).view(-1, 1, 1, 1)
     zero_ctx, zero_lat = torch.zeros_like(ref["cond_context"]), torch.zeros_like(ref["ref_latent"])
     for i in range(steps):
         sigma = sigmas[i]
-        v_c, v_u, wsum = torch.zeros_like(x), torch.zeros_like(x), torch.zeros(FRAMES)
+        v_c, v_u, wsum = torch.zeros_like(x), torch.zeros_like(x), torch.zeros(frames)
         for tile in tiles:
-            w = torch.tensor([min((j + .5) * 2 / WINDOW, 2 - (j + .5) * 2 / WINDOW) for j in range(WINDOW)])
+            n = len(tile)
+            w = torch.tensor([min((j + .5) * 2 / n, 2 - (j + .5) * 2 / n) for j in range(n)])
             v_u[tile] += reference_v(ref["unet"], x[tile], sigma, zero_lat, zero_ctx, ref["time_ids"], None) * w.view(-1, 1, 1, 1)
             v_c[tile] += reference_v(ref["unet"], x[tile], sigma, ref["ref_latent"], ref["cond_context"], ref["time_ids"],
                                      ref["pose_features"][tile]) * w.view(-1, 1, 1, 1)
@@ -93,37 +113,111 @@ def official_sampling(ref, noise, steps):
     return x / 0.18215
 
 
-def test_sampler_matches_the_official_loop(pipeline):
+def check_close(got, expected, label):
+    assert got.shape == expected.shape and torch.isfinite(got).all()
+    err = relative_error(got, expected)
+    print(f"{label}: relative error {err:.2e}")
+    assert err <= 1e-4, err
+
+
+def test_sampler_matches_the_official_loop(mods, pipeline):
     import comfy.sample
-    sampling, (model, positive, negative, latent, ref) = pipeline
+    sampling = mods[0]
+    model, positive, negative, latent, ref = pipeline
     base = comfy.sample.prepare_noise(latent["samples"], SEED)
     noise = base[:WINDOW].repeat(2, 1, 1, 1)[:FRAMES]               # official: one window of noise, tiled
     with torch.no_grad():
         expected = official_sampling(ref, noise, STEPS)
     with torch.inference_mode():
-        got = sampling.run_sampler(model, positive, negative, latent, SEED, STEPS, CFG_MIN, CFG_MAX, "euler", "karras",
-                                   1.0, WINDOW, OVERLAP)["samples"]
+        got = sampling.run_sampler(windowed(mods, model), positive, negative, latent, SEED, STEPS, CFG_MIN, CFG_MAX,
+                                   "euler", "karras", 1.0)["samples"]
     assert got.shape == (FRAMES, 4, H // 8, W // 8)
-    assert torch.isfinite(got).all()
-    err = relative_error(got, expected)
-    print(f"sampler vs official loop: relative error {err:.2e}")
-    assert err <= 1e-4, err
+    check_close(got, expected, "pack sampler vs official loop")
 
 
-def test_one_frame_works(pipeline, pack, tmp_path):
-    sampling, _ = pipeline
+def test_core_ksampler_with_the_packs_windows_matches_the_official_loop(long_pipeline):
+    """24 frames, official windows (16, overlap 4) set by Apply; core KSampler's own noise; constant CFG."""
+    import comfy.sample
+    import nodes
+    model, positive, negative, latent, ref = long_pipeline
+    noise = comfy.sample.prepare_noise(latent["samples"], SEED)
+    with torch.no_grad():
+        expected = official_sampling(ref, noise, 2, window=16, overlap=4, cfg_min=CFG_MAX, cfg_max=CFG_MAX)
+    with torch.inference_mode():
+        got = nodes.common_ksampler(model, SEED, 2, CFG_MAX, "euler", "karras", positive, negative, latent)[0]["samples"]
+    check_close(got, expected, "core KSampler + windows (24 frames) vs official loop")
+
+
+def test_video_linear_cfg_guidance_gives_the_official_ramp(mods, pipeline):
+    """Core's VideoLinearCFGGuidance composes with the windows: under core KSampler and the pack's Sampler the
+    fused video gets the official per-frame guidance (CFG after fusion)."""
+    import comfy.sample
+    import nodes
+    from comfy_extras.nodes_video_model import VideoLinearCFGGuidance
+    sampling = mods[0]
+    model, positive, negative, latent, ref = pipeline
+    guided = VideoLinearCFGGuidance().patch(windowed(mods, model), CFG_MIN)[0]
+    base = comfy.sample.prepare_noise(latent["samples"], SEED)
+    with torch.no_grad():
+        expected_core = official_sampling(ref, base, STEPS)
+        expected_pack = official_sampling(ref, base[:WINDOW].repeat(2, 1, 1, 1)[:FRAMES], STEPS)
+    with torch.inference_mode():
+        core = nodes.common_ksampler(guided, SEED, STEPS, CFG_MAX, "euler", "karras", positive, negative, latent)[0]
+        pack = sampling.run_sampler(guided, positive, negative, latent, SEED, STEPS, CFG_MAX, CFG_MAX, "euler", "karras", 1.0)
+    check_close(core["samples"], expected_core, "VideoLinearCFGGuidance -> core KSampler vs official ramp")
+    check_close(pack["samples"], expected_pack, "VideoLinearCFGGuidance -> pack sampler vs official ramp")
+
+
+def test_a_second_cfg_function_with_a_ramp_is_refused(mods, pipeline):
+    from comfy_extras.nodes_video_model import VideoLinearCFGGuidance
+    model, positive, negative, latent, _ = pipeline
+    guided = VideoLinearCFGGuidance().patch(model, 1.0)[0]
+    with pytest.raises(Exception, match="already has a CFG function"):
+        mods[0].run_sampler(guided, positive, negative, latent, 0, 1, 1.0, 3.0, "euler", "karras", 1.0)
+
+
+def test_pre_cfg_hook_runs_on_the_fused_video(mods, pipeline):
+    model, positive, negative, latent, _ = pipeline
+    m = windowed(mods, model)
+    seen = []
+
+    def pre_cfg(args):
+        seen.append(tuple(args["conds_out"][0].shape))
+        return args["conds_out"]
+
+    m.set_model_sampler_pre_cfg_function(pre_cfg)
+    with torch.inference_mode():
+        mods[0].run_sampler(m, positive, negative, latent, 0, 2, 3.0, 3.0, "euler", "karras", 1.0)
+    assert seen == [(FRAMES, 4, H // 8, W // 8)] * 2   # once per step, on all frames after window fusion
+
+
+@pytest.mark.parametrize("sampler_name", ["dpm_2", "heun"])
+def test_other_samplers_get_ksamplers_schedule(mods, pipeline, sampler_name):
+    """dpm_2 is one of KSampler's DISCARD_PENULTIMATE_SIGMA_SAMPLERS: the pack's Sampler must sample it on the
+    same schedule as core KSampler given the same noise."""
+    import comfy.sample
+    model, positive, negative, latent, _ = pipeline
+    m = windowed(mods, model)
+    noise = mods[0].periodic_noise(comfy.sample.prepare_noise(latent["samples"], SEED), WINDOW)
+    with torch.inference_mode():
+        got = mods[0].run_sampler(m, positive, negative, latent, SEED, 2, 3.0, 3.0, sampler_name, "karras", 1.0)["samples"]
+        want = comfy.sample.sample(m, noise, 2, 3.0, sampler_name, "karras", positive, negative, latent["samples"], seed=SEED)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_one_frame_works(mods, pack, tmp_path):
     model, positive, negative, latent, _ = build_tiny_pipeline(pack, tmp_path, 1, H, W)
     with torch.inference_mode():
-        out = sampling.run_sampler(model, positive, negative, latent, 0, 2, 3.0, 3.0, "euler", "karras", 1.0, 16, 4)
+        out = mods[0].run_sampler(model, positive, negative, latent, 0, 2, 3.0, 3.0, "euler", "karras", 1.0)
     assert out["samples"].shape == (1, 4, H // 8, W // 8) and torch.isfinite(out["samples"]).all()
 
 
-def test_interrupt_stops_within_one_window(pipeline):
+def test_interrupt_stops_within_one_window(mods, pipeline):
     import comfy.model_management as mm
     import comfy.patcher_extension
-    sampling, (model, positive, negative, latent, _) = pipeline
+    model, positive, negative, latent, _ = pipeline
     calls = []
-    m = model.clone()
+    m = windowed(mods, model)
 
     def count_calls(executor, *args, **kwargs):
         calls.append(1)
@@ -134,31 +228,85 @@ def test_interrupt_stops_within_one_window(pipeline):
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "test_count", count_calls)
     try:
         with pytest.raises(mm.InterruptProcessingException), torch.inference_mode():
-            sampling.run_sampler(m, positive, negative, latent, 0, STEPS, 3.0, 3.0, "euler", "karras", 1.0, WINDOW, OVERLAP)
+            mods[0].run_sampler(m, positive, negative, latent, 0, STEPS, 3.0, 3.0, "euler", "karras", 1.0)
     finally:
         mm.interrupt_current_processing(False)
     assert len(calls) == 1   # cond+uncond of one window are one batched call; no further window ran
 
 
-def test_memory_is_reserved_for_one_window(pipeline):
-    sampling, (model, *_rest) = pipeline
-    guider = sampling.WindowedCFGGuider(model, window=6, overlap=2)
-    seen = []
-    guider.window_memory(lambda m, shape, conds, model_options=None: seen.append(shape), model, (64, 4, 8, 8), {})
-    guider.window_memory(lambda m, shape, conds, model_options=None: seen.append(shape), model, (3, 4, 8, 8), {})
-    assert seen == [[6, 4, 8, 8], [3, 4, 8, 8]]
-    assert "stableanimator_windows" not in str(model.model_options)   # the model's own options are untouched
+def test_windows_are_set_by_apply_and_sized_for_memory(mods, pipeline):
+    import comfy.patcher_extension
+    model = pipeline[0]
+    handler = model.model_options["context_handler"]
+    assert isinstance(handler, mods[1].StableAnimatorWindows)
+    assert (handler.context_length, handler.context_overlap) == (16, 4)
+    wrappers = model.wrappers[comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING]
+    assert "ContextWindows_prepare_sampling" in wrappers   # ComfyUI frees memory for one window, not the video
+    with pytest.raises(Exception, match="overlap"):
+        mods[1].StableAnimatorWindows(16, 15)
 
 
-def test_guider_and_sampler_nodes_give_the_sampler_result(pipeline):
-    """GUIDER + SAMPLER (for SamplerCustomAdvanced) with the same noise and sigmas equal the KSampler-style node."""
-    import comfy.sample
-    sampling, (model, positive, negative, latent, _) = pipeline
+def test_latent_that_does_not_match_the_conditioning_is_refused(mods, pipeline):
+    import nodes
+    model, positive, negative, latent, _ = pipeline
+    longer = {"samples": torch.zeros(FRAMES + 2, 4, H // 8, W // 8)}
+    wider = {"samples": torch.zeros(FRAMES, 4, H // 8, W // 8 + 2)}
     with torch.inference_mode():
-        expected = sampling.run_sampler(model, positive, negative, latent, SEED, STEPS, CFG_MIN, CFG_MAX, "euler",
-                                        "karras", 1.0, WINDOW, OVERLAP)["samples"]
-        guider = sampling.StableAnimatorGuider.execute(model, positive, negative, CFG_MIN, CFG_MAX, WINDOW, OVERLAP).result[0]
-        sampler = sampling.StableAnimatorEulerSampler.execute().result[0]
-        noise = periodic_noise(comfy.sample.prepare_noise(latent["samples"], SEED), WINDOW)
-        got = guider.sample(noise, latent["samples"], sampler, sampling.sigmas_for(model, "karras", STEPS, 1.0), seed=SEED)
-    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
+        with pytest.raises(Exception, match=f"latent has {FRAMES + 2} frames but the conditioning has {FRAMES}"):
+            nodes.common_ksampler(model, 0, 1, 3.0, "euler", "karras", positive, negative, longer)
+        with pytest.raises(Exception, match=f"latent is {W + 16}x{H} but the pose frames"):
+            mods[0].run_sampler(model, positive, negative, wider, 0, 1, 3.0, 3.0, "euler", "karras", 1.0)
+
+
+def test_context_windows_that_do_not_slice_the_pose_frames_are_refused(pipeline):
+    """A context handler that, like core's in 0.3.75, does not slice model_conds along frames (here core's with its
+    per-frame timestep crash mended, as a third-party handler might be) would give every window the first frames'
+    poses. That must be an error, not a wrong video."""
+    import comfy.context_windows as cw
+    import nodes
+
+    class ForeignWindows(cw.IndexListContextHandler):
+        def set_step(self, timestep, model_options):
+            pass
+
+    model, positive, negative, latent, _ = pipeline
+    m = model.clone()
+    m.model_options["context_handler"] = ForeignWindows(cw.get_matching_context_schedule("standard_static"),
+                                                        cw.get_matching_fuse_method("pyramid"), WINDOW, OVERLAP)
+    with torch.inference_mode(), pytest.raises(Exception, match="do not hand StableAnimator the pose frames"):
+        nodes.common_ksampler(m, 0, 1, 3.0, "euler", "karras", positive, negative, latent)
+
+
+def test_conditioning_with_a_model_without_apply_is_refused(mods, pipeline):
+    """The check rides on the conditioning (a ComfyUI hook), so core KSampler refuses too."""
+    import nodes
+    model, positive, negative, latent, _ = pipeline
+    unpatched = model.clone()
+    unpatched.wrappers = {}
+    with torch.inference_mode():
+        with pytest.raises(Exception, match="MODEL has no StableAnimator patches"):
+            mods[0].run_sampler(unpatched, positive, negative, latent, 0, 1, 3.0, 3.0, "euler", "karras", 1.0)
+        with pytest.raises(Exception, match="MODEL has no StableAnimator patches"):
+            nodes.common_ksampler(unpatched, 0, 1, 3.0, "euler", "karras", positive, negative, latent)
+
+
+GUIDANCE_NODES = {
+    "RescaleCFG": lambda m: __import__("comfy_extras.nodes_model_advanced", fromlist=["x"]).RescaleCFG().patch(m, 0.7)[0],
+    "CFGZeroStar": lambda m: __import__("comfy_extras.nodes_cfg", fromlist=["x"]).CFGZeroStar.execute(m).result[0],
+    "APG": lambda m: __import__("comfy_extras.nodes_apg", fromlist=["x"]).APG.execute(m, 1.0, 5.0, -0.5).result[0],
+    "PerturbedAttentionGuidance": lambda m: __import__("comfy_extras.nodes_pag", fromlist=["x"]).PerturbedAttentionGuidance.execute(m, 3.0).result[0],
+}
+
+
+@pytest.mark.parametrize("node", sorted(GUIDANCE_NODES))
+def test_core_guidance_nodes_compose_with_the_windows(mods, pipeline, node):
+    """Each core guidance node on a windowed StableAnimator MODEL runs under the pack's Sampler and changes the
+    result (it took part), leaving it finite."""
+    model, positive, negative, latent, _ = pipeline
+    m = windowed(mods, model)
+    with torch.inference_mode():
+        plain = mods[0].run_sampler(m, positive, negative, latent, 0, 2, 3.0, 3.0, "euler", "karras", 1.0)["samples"]
+        guided = mods[0].run_sampler(GUIDANCE_NODES[node](m), positive, negative, latent, 0, 2, 3.0, 3.0, "euler",
+                                     "karras", 1.0)["samples"]
+    assert torch.isfinite(guided).all()
+    assert relative_error(guided, plain) > 1e-4

@@ -1,14 +1,16 @@
-"""The sampler with HJB face optimisation, in inference mode as inside the host: it changes the result, stays
-finite, and no gradient reaches the UNet."""
+"""HJB face optimisation carried by the MODEL, in inference mode as inside the host: under core KSampler it equals
+an independent Euler loop that refines x0 before each step; it changes the result, stays finite and never
+reaches the UNet; one HJB MODEL serves runs of different frame counts; its networks ride with the UNet."""
 import importlib
 
 import pytest
 import torch
 
-import test_hjb
+from fixtures.hjb_models import centred_arcface, svd_vae
 from fixtures.official_reference import build_tiny_pipeline
 
-FRAMES, H, W = 3, 64, 64
+H, W = 64, 64
+STEPS = 3
 
 
 class FaceEmbed:
@@ -26,51 +28,118 @@ class FaceEmbed:
 def parts(pack, comfy_inprocess, tmp_path_factory):
     import comfy.model_management as mm
     import comfy.model_patcher
-    sampling = importlib.import_module(pack.__name__ + ".nodes.sampling")
     hjb_nodes = importlib.import_module(pack.__name__ + ".nodes.hjb")
     hjb_core = importlib.import_module(pack.__name__ + ".stableanimator_core.sampling.hjb")
-    pipeline = build_tiny_pipeline(pack, tmp_path_factory.mktemp("hjb"), FRAMES, H, W)
-    vae = test_hjb._svd_vae(small=True, seed=1)
+    three = build_tiny_pipeline(pack, tmp_path_factory.mktemp("hjb3"), 3, H, W)
+    five = build_tiny_pipeline(pack, tmp_path_factory.mktemp("hjb5"), 5, H, W)
+    vae = svd_vae(small=True, seed=1)
     with torch.inference_mode():
-        arcface = comfy.model_patcher.ModelPatcher(test_hjb._centred_arcface(), load_device=mm.get_torch_device(),
+        arcface = comfy.model_patcher.ModelPatcher(centred_arcface(), load_device=mm.get_torch_device(),
                                                    offload_device=mm.unet_offload_device())
-    masks = torch.zeros(FRAMES, H, W)
+    masks = torch.zeros(5, H, W)
     masks[:, 16:48, 20:44] = 1
     reference = torch.rand(1, 96, 80, 3, generator=torch.Generator().manual_seed(5))
+    face = FaceEmbed([20, 20, 60, 70], (96, 80))
 
-    def make_hjb(start=0, end=1):
-        settings = hjb_core.HJBSettings(start=start, end=end, iterations=2, context=2)
-        return hjb_nodes.HJBFaceOptimisation(vae, arcface, reference, FaceEmbed([20, 20, 60, 70], (96, 80)), masks, settings)
+    def settings(start=0, end=1):
+        return hjb_core.HJBSettings(start=start, end=end, iterations=2, context=2)
 
-    return sampling, pipeline, make_hjb
+    def with_hjb(model, s=None, face_masks=masks):
+        with torch.inference_mode():
+            return hjb_nodes.apply_hjb(model, vae, arcface, reference, face, face_masks, s or settings())
+
+    return dict(nodes=hjb_nodes, core=hjb_core, three=three, five=five, vae=vae, arcface=arcface, masks=masks,
+                reference=reference, face=face, settings=settings, with_hjb=with_hjb)
 
 
-def test_hjb_changes_the_result_without_touching_the_unet(parts):
-    sampling, (model, positive, negative, latent, _), make_hjb = parts
-    args = (model, positive, negative, latent, 0, 3, 3.0, 3.0, "euler", "karras", 1.0, 16, 4)
+def ksampler(model, pipeline, steps=STEPS, sampler="euler"):
+    import nodes
+    _, positive, negative, latent, _ = pipeline
     with torch.inference_mode():
-        plain = sampling.run_sampler(*args)["samples"]
-        refined = sampling.run_sampler(*args, hjb=make_hjb())["samples"]
+        return nodes.common_ksampler(model, 0, steps, 3.0, sampler, "karras", positive, negative, latent)[0]["samples"]
+
+
+def independent_hjb_euler(p, pipeline):
+    """Euler written out here, on the MODEL without HJB, refining the guided x0 with the core's refine_x0 before
+    each step (official EulerDiscreteSchedulerPro); the networks and e_ref prepared by hand."""
+    import comfy.sample
+    import comfy.samplers
+    model, positive, negative, latent, _ = pipeline
+    nodes_, core = p["nodes"], p["core"]
+    decode = nodes_.decode_function(nodes_.decoder_copy(p["vae"]))
+    arcface = p["arcface"].model
+    ref = nodes_.reference_identity_from_inputs(nodes_.autograd_ready(arcface), p["reference"], p["face"])
+    frames = latent["samples"].shape[0]
+    boxes = nodes_.boxes_for_run(p["masks"], frames, H, W)
+    settings = p["settings"]()
+
+    @torch.no_grad()
+    def euler_refined(model_fn, x, sigmas, extra_args=None, callback=None, disable=None):
+        s_in = x.new_ones([x.shape[0]])
+        for i in range(len(sigmas) - 1):
+            denoised = model_fn(x, sigmas[i] * s_in, **extra_args)
+            denoised, _ = core.refine_x0(denoised, i, len(sigmas) - 1, decode, arcface, ref, boxes, settings)
+            x = x + (x - denoised) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
+        return x
+
+    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "karras", STEPS)
+    noise = comfy.sample.prepare_noise(latent["samples"], 0)
+    with torch.inference_mode():
+        return comfy.sample.sample_custom(model, noise, 3.0, comfy.samplers.KSAMPLER(euler_refined), sigmas, positive,
+                                          negative, latent["samples"], seed=0)
+
+
+def test_hjb_under_core_ksampler_equals_refine_then_euler(parts):
+    p = parts
+    model = p["three"][0]
+    plain = ksampler(model, p["three"])
+    refined = ksampler(p["with_hjb"](model), p["three"])
+    expected = independent_hjb_euler(p, p["three"])
     assert torch.isfinite(refined).all()
-    assert (refined - plain).abs().max() > 1e-4
-    unet = model.model.diffusion_model
-    assert all(p.grad is None for p in unet.parameters())
+    assert (refined - plain).abs().max() > 1e-4          # HJB did something
+    torch.testing.assert_close(refined, expected, rtol=1e-5, atol=1e-6)
+    assert all(q.grad is None for q in model.model.diffusion_model.parameters())
+
+
+def test_one_hjb_model_runs_different_frame_counts_back_to_back(parts):
+    p = parts
+    hjb_model = p["with_hjb"](p["three"][0])
+    three = ksampler(hjb_model, p["three"], steps=2)
+    five = ksampler(hjb_model, p["five"], steps=2)        # the same HJB MODEL, now 5 frames: boxes rebuilt per run
+    again = ksampler(hjb_model, p["three"], steps=2)
+    assert three.shape[0] == 3 and five.shape[0] == 5 and torch.isfinite(five).all()
+    torch.testing.assert_close(again, three, rtol=0, atol=0)   # no state left over from the 5-frame run
 
 
 def test_hjb_outside_its_steps_changes_nothing(parts):
-    sampling, (model, positive, negative, latent, _), make_hjb = parts
-    args = (model, positive, negative, latent, 0, 2, 3.0, 3.0, "euler", "karras", 1.0, 16, 4)
-    with torch.inference_mode():
-        plain = sampling.run_sampler(*args)["samples"]
-        late = sampling.run_sampler(*args, hjb=make_hjb(start=5, end=9))["samples"]
-    assert torch.equal(plain, late)
+    p = parts
+    model = p["three"][0]
+    late = p["with_hjb"](model, p["settings"](start=5, end=9))
+    torch.testing.assert_close(ksampler(late, p["three"], steps=2), ksampler(model, p["three"], steps=2), rtol=0, atol=0)
 
 
-def test_hjb_needs_euler_and_a_mask_per_frame(parts):
-    sampling, (model, positive, negative, latent, _), make_hjb = parts
-    with pytest.raises(Exception, match="sampler_name to euler"):
-        sampling.run_sampler(model, positive, negative, latent, 0, 2, 3.0, 3.0, "heun", "karras", 1.0, 16, 4, hjb=make_hjb())
-    hjb = make_hjb()
-    hjb.masks = hjb.masks[:2]
+def test_hjb_needs_a_mask_per_frame(parts):
+    p = parts
+    short = p["with_hjb"](p["three"][0], face_masks=p["masks"][:2])
     with pytest.raises(Exception, match="2 face masks for 3 frames"):
-        sampling.run_sampler(model, positive, negative, latent, 0, 2, 3.0, 3.0, "euler", "karras", 1.0, 16, 4, hjb=hjb)
+        ksampler(short, p["three"], steps=1)
+
+
+def test_hjb_networks_ride_with_the_unet_and_run_state_is_freed(parts):
+    p = parts
+    hjb_model = p["with_hjb"](p["three"][0])
+    extra = hjb_model.get_additional_models()
+    assert p["arcface"] in extra
+    decoder = [m for m in extra if m is not p["arcface"] and m.model.__class__.__name__ == "VideoDecoder"]
+    assert len(decoder) == 1   # the decoder copy is a ModelPatcher that model management loads with the UNet
+    patch = hjb_model.model_options["sampler_post_cfg_function"][-1]
+    ksampler(hjb_model, p["three"], steps=1)
+    assert patch.run is None   # per-run state dropped at the end of the run
+
+
+def test_reference_without_a_face_is_refused_at_the_node(parts):
+    p = parts
+    face = FaceEmbed([20, 20, 60, 70], (96, 80))
+    face.found[0] = False
+    with pytest.raises(Exception, match="no face was found"), torch.inference_mode():
+        p["nodes"].apply_hjb(p["three"][0], p["vae"], p["arcface"], p["reference"], face, p["masks"], p["settings"]())

@@ -15,6 +15,12 @@ aux writes pixel coordinates, c = 1.0 for a point with score >= 0.3 and [0,0,0] 
 with no point at all, and 70 face points (the 68 DWPose points then the two eyes, body points 14 and 15).
 Its readers treat c < 1.0 as missing and accept normalised (0..1) coordinates too.
 
+Units are decided once per POSE_KEYPOINT input, never per frame or person: the coordinates are fractions of
+the canvas when every present point of every frame lies within NORMALISED_LIMIT of the origin while the
+canvases are larger than that (a skeleton in pixels cannot fit in a 4-pixel corner of a real canvas), else
+pixels. So hips a little below the frame (y = 1.1) keep a normalised pose normalised. A point with a NaN or
+infinite value is a missing point.
+
 We write exactly that, so aux's nodes read our poses, plus one extra key per person,
 "stableanimator_wholebody_2d": all 134 [x, y, score] with the raw scores, because the official renderer
 scales colours by the scores and draws hands and faces below 0.3. On reading, that key is used only when
@@ -38,6 +44,16 @@ PRESENT = 0.3  # aux keeps a point when score >= 0.3 (wholebody.py format_result
 RAW_KEY = "stableanimator_wholebody_2d"
 PARTS = {"pose_keypoints_2d": BODY, "face_keypoints_2d": FACE,
          "hand_left_keypoints_2d": LEFT_HAND, "hand_right_keypoints_2d": RIGHT_HAND}
+NORMALISED_LIMIT = 4.0  # fractions may reach 4 canvas sizes out (limbs far outside the frame)
+
+
+def drop_invalid(points: np.ndarray) -> np.ndarray:
+    """(..., 3) [x, y, score] with any NaN or infinite value -> [0, 0, 0], a missing point."""
+    bad = ~np.isfinite(points).all(-1)
+    if bad.any():
+        points = points.copy()
+        points[bad] = 0
+    return points
 
 
 @dataclass
@@ -49,7 +65,7 @@ class PoseFrame:
     def __post_init__(self):
         if self.people is None:
             self.people = np.zeros((0, NUM_POINTS, 3), np.float32)
-        self.people = np.asarray(self.people, dtype=np.float32).reshape(-1, NUM_POINTS, 3)
+        self.people = drop_invalid(np.asarray(self.people, dtype=np.float32).reshape(-1, NUM_POINTS, 3))
 
     @property
     def empty(self) -> bool:
@@ -89,34 +105,42 @@ def _points(values, n: int) -> np.ndarray | None:
     arr = np.asarray(values, dtype=np.float32).reshape(-1)
     if arr.size % 3:
         raise StableAnimatorError(f"a POSE_KEYPOINT part has {arr.size} numbers, not a multiple of 3 (x, y, confidence)")
-    arr = arr.reshape(-1, 3)
+    arr = drop_invalid(arr.reshape(-1, 3))
     if arr.shape[0] < n:
         arr = np.concatenate([arr, np.zeros((n - arr.shape[0], 3), np.float32)])
     return arr[:n]
 
 
-def _is_normalised(person: np.ndarray) -> bool:
-    pts = person[person[:, 2] > 0, :2]
-    return pts.size > 0 and bool(np.all(np.abs(pts) <= 1.0))
-
-
-def person_from_dict(d: dict, width: int, height: int) -> np.ndarray:
+def person_from_dict(d: dict, width: int, height: int, normalised: bool = False) -> np.ndarray:
     person = np.zeros((NUM_POINTS, 3), np.float32)
     for name, part in PARTS.items():
         pts = _points(d.get(name), part.stop - part.start)
         if pts is not None:
             person[part] = pts
     # aux-style confidences are 0 or 1; absent points sit at (0,0) with c = 0
-    if _is_normalised(person):
+    if normalised:
         person[:, 0] *= width
         person[:, 1] *= height
     raw = d.get(RAW_KEY)
     if raw is not None and len(raw) == NUM_POINTS * 3:
-        raw = np.asarray(raw, np.float32).reshape(NUM_POINTS, 3)
+        raw = drop_invalid(np.asarray(raw, np.float32).reshape(NUM_POINTS, 3))
         shown = person[:, 2] > 0
         if np.allclose(raw[shown, :2], person[shown, :2], atol=0.5) and np.all(raw[shown, 2] >= PRESENT):
             return raw
     return person
+
+
+def coordinates_are_normalised(data: list) -> bool:
+    """The unit rule above, over every frame of a POSE_KEYPOINT list."""
+    peak, canvas = 0.0, np.inf
+    for fd in data:
+        canvas = min(canvas, int(fd["canvas_width"]), int(fd["canvas_height"]))
+        for p in fd.get("people") or []:
+            for name, part in PARTS.items():
+                pts = _points(p.get(name), part.stop - part.start)
+                if pts is not None and (pts[:, 2] > 0).any():
+                    peak = max(peak, float(np.abs(pts[pts[:, 2] > 0, :2]).max()))
+    return 0 < peak <= NORMALISED_LIMIT < canvas
 
 
 def from_pose_keypoint(data) -> list[PoseFrame]:
@@ -125,12 +149,21 @@ def from_pose_keypoint(data) -> list[PoseFrame]:
         data = [data]
     if not isinstance(data, (list, tuple)):
         raise StableAnimatorError(f"expected POSE_KEYPOINT (a list of OpenPose frame dicts), got {type(data).__name__}")
-    frames = []
     for i, fd in enumerate(data):
         if not isinstance(fd, dict) or "canvas_width" not in fd or "canvas_height" not in fd:
             raise StableAnimatorError(f"POSE_KEYPOINT frame {i} lacks canvas_width/canvas_height; "
                                       "connect the output of a DWPose/OpenPose estimator node")
+        try:
+            size = float(fd["canvas_width"]), float(fd["canvas_height"])
+        except (TypeError, ValueError):
+            size = (float("nan"),) * 2
+        if not all(np.isfinite(v) and v >= 1 for v in size):
+            raise StableAnimatorError(f"POSE_KEYPOINT frame {i} has canvas {fd['canvas_width']!r}x{fd['canvas_height']!r}; "
+                                      "the canvas size must be whole pixels, at least 1")
+    normalised = coordinates_are_normalised(data)
+    frames = []
+    for fd in data:
         w, h = int(fd["canvas_width"]), int(fd["canvas_height"])
-        people = [person_from_dict(p, w, h) for p in fd.get("people") or []]
+        people = [person_from_dict(p, w, h, normalised) for p in fd.get("people") or []]
         frames.append(PoseFrame(w, h, np.stack(people) if people else None))
     return frames

@@ -37,6 +37,21 @@ HAND_EDGES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0
               (11, 12), (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20)]
 BODY_LIMB_THR = 0.3
 BODY_JOINT_THR = 0.3
+MAX_ASPECT = 8        # the 2160-px short side makes the long side 2160 x aspect: 8 keeps a frame's canvas near 112 MB
+OFF_CANVAS = 10.0     # points further than this many canvas sizes away are drawn at that distance (cv2 needs int32)
+
+
+def canvas_problem(width: int, height: int) -> str | None:
+    """Why width x height cannot be drawn the official way, or None."""
+    if width < 1 or height < 1:
+        return f"the pose image size {width}x{height} is empty"
+    aspect = max(width, height) / min(width, height)
+    if aspect > MAX_ASPECT:
+        gb = REF_W * REF_W * aspect * 3 / 1e9
+        return (f"width x height = {width}x{height} is {aspect:.0f} times wider than high (or higher than wide): the "
+                f"official renderer draws on a canvas with a {REF_W} px short side, which would take {gb:.1f} GB per "
+                f"frame. Keep the sides within {MAX_ASPECT}x of each other (the official sizes are 512x512 and 576x1024)")
+    return None
 
 
 def _scaled(color, alpha) -> tuple[int, int, int]:
@@ -111,6 +126,7 @@ def render_pose(frame: PoseFrame, width: int, height: int, ref_w: int = REF_W,
     people = frame.people.astype(np.float64).copy()
     people[..., 0] /= max(frame.width, 1)
     people[..., 1] /= max(frame.height, 1)
+    people[..., :2] = people[..., :2].clip(-OFF_CANVAS, OFF_CANVAS)
     if body:
         canvas = draw_body(canvas, people[:, BODY])
     if hands:

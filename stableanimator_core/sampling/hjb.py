@@ -15,7 +15,7 @@ The official code decodes every frame in full with autograd, for all chunks at o
 - each chunk's loss is back-propagated on its own (the loss is a sum over frames, so the gradient is
   the same as one backward of the whole loss) and its graph freed before the next chunk is decoded,
   so only one chunk's decoder activations are alive at a time. Inside a chunk, the decode callable
-  may checkpoint its blocks (nodes/hjb_support.py does);
+  may checkpoint its blocks (nodes/hjb.py does);
 - the gradient is taken with `torch.autograd.grad` w.r.t. z only: decoder and ArcFace weights never
   receive a `.grad`.
 
@@ -217,3 +217,13 @@ def refine_x0(x0: torch.Tensor, step: int, total_steps: int, decode: Callable, a
         refined = z.detach()
     log.debug("HJB step %d lr %.4f losses %s", step, lr, ["%.4f" % v for v in losses])
     return refined.to(dtype=x0.dtype, device=x0.device), losses
+
+
+def schedule_step(sigmas: torch.Tensor, sigma) -> Optional[int]:
+    """Index of `sigma` (a model evaluation's noise level) in the sampling schedule `sigmas`, or None when
+    the evaluation falls between schedule points (e.g. a second-order sampler's midpoint)."""
+    if sigmas is None:
+        return None
+    s = torch.as_tensor(sigma).detach().flatten()[0].float().cpu()
+    matches = torch.isclose(sigmas.detach().float().cpu(), s, rtol=1e-4, atol=0.0).nonzero().flatten()
+    return int(matches[0]) if len(matches) else None
