@@ -37,7 +37,7 @@ from ..stableanimator_core.face.face_crop import boxes_from_masks, boxes_to_pixe
 from ..stableanimator_core.sampling.hjb import HJBSettings, reference_identity, refine_x0, schedule_step
 from .sampling import CATEGORY
 from .socket_types import ARCFACE, FACE_EMBED
-from .validation import check_inputs, known
+from .validation import check_inputs, known, require_finite
 
 log = logging.getLogger("StableAnimator")
 
@@ -293,6 +293,8 @@ class StableAnimatorHJB(io.ComfyNode):
     @classmethod
     def execute(cls, model, vae, arcface, reference, reference_face, face_masks, start_step, end_step, iterations,
                 learning_rate, context, full_frame) -> io.NodeOutput:
+        require_finite(cls, "reference", reference)
+        require_finite(cls, "face_masks", face_masks)
         settings = HJBSettings(start=start_step, end=end_step, iterations=iterations, lr=learning_rate,
                                context=context, full_frame=full_frame)
         return io.NodeOutput(apply_hjb(model, vae, arcface, reference, reference_face, face_masks, settings))

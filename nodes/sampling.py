@@ -20,7 +20,7 @@ from comfy_api.latest import io
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.sampling.windows import cfg_scales, periodic_noise
 from .context_windows import window_length
-from .validation import check_inputs
+from .validation import check_inputs, require_finite
 
 CATEGORY = "StableAnimator"
 
@@ -101,6 +101,7 @@ class StableAnimatorSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, latent, seed, steps, cfg_min, cfg_max, sampler_name, scheduler,
                 denoise) -> io.NodeOutput:
+        require_finite(cls, "latent", latent["samples"])
         return io.NodeOutput(run_sampler(model, positive, negative, latent, seed, steps, cfg_min, cfg_max, sampler_name,
                                          scheduler, denoise))
 
@@ -127,7 +128,7 @@ class StableAnimatorDecode(io.ComfyNode):
 
     @classmethod
     def execute(cls, vae, latent, chunk) -> io.NodeOutput:
-        samples = latent["samples"]
+        samples = require_finite(cls, "latent", latent["samples"])
         pbar = comfy.utils.ProgressBar(samples.shape[0])
         frames = []
         for start in range(0, samples.shape[0], chunk):

@@ -310,3 +310,14 @@ def test_core_guidance_nodes_compose_with_the_windows(mods, pipeline, node):
                                      "karras", 1.0)["samples"]
     assert torch.isfinite(guided).all()
     assert relative_error(guided, plain) > 1e-4
+
+
+def test_nan_latent_is_refused_by_sampler_and_decode(mods, pipeline):
+    model, positive, negative, latent, _ = pipeline
+    bad = {"samples": latent["samples"].clone()}
+    bad["samples"][1, 0, 0, 0] = float("nan")
+    with torch.inference_mode():
+        with pytest.raises(Exception, match="input 'latent' has NaN or infinite values"):
+            mods[0].StableAnimatorSampler.execute(model, positive, negative, bad, 0, 1, 3.0, 3.0, "euler", "karras", 1.0)
+        with pytest.raises(Exception, match="input 'latent' has NaN or infinite values"):
+            mods[0].StableAnimatorDecode.execute(None, bad, 4)
