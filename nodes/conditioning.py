@@ -1,4 +1,4 @@
-"""StableAnimator Conditioning: reference, face embedding and pose frames -> positive, negative, LATENT."""
+"""Animator Conditioning: reference, face embedding and pose frames -> positive, negative, LATENT."""
 import torch
 
 import comfy.conds
@@ -27,7 +27,7 @@ class CONDPerFrame(comfy.conds.CONDRegular):
             raise StableAnimatorError(
                 f"this model call has {batch_size} frames but got {self.cond.shape[0]} StableAnimator pose frames: "
                 "another node's context windows (e.g. Context Windows (Manual)) do not hand StableAnimator the pose "
-                "frames of each window; set the windows with StableAnimator Apply's window and overlap instead")
+                "frames of each window; set the windows with Apply Animator's window and overlap instead")
         return self._copy_with(self.cond)
 
 
@@ -106,7 +106,7 @@ class StableAnimatorConditioning(io.ComfyNode):
                 io.ClipVision.Input("clip_vision", tooltip="SVD-xt's CLIP vision (from the StableAnimator loader)."),
                 io.Vae.Input("vae", tooltip="SVD-xt's VAE (from the StableAnimator loader)."),
                 ANIMATOR.Input("animator", tooltip="ANIMATOR from the StableAnimator loader (face encoder and PoseNet)."),
-                FACE_EMBED.Input("face_embed", tooltip="The reference's antelopev2 face embedding (StableAnimator Face Embed)."),
+                FACE_EMBED.Input("face_embed", tooltip="The reference's antelopev2 face embedding (Face Embed)."),
                 io.Image.Input("reference", tooltip="The reference photo of the person; the first image is used."),
                 io.Image.Input("pose_images", tooltip="Skeleton frames in the official style, one per output frame, "
                                                       "at the video size (Render Poses, or Resize Images for loaded "

@@ -61,7 +61,7 @@ class StableAnimatorFaceAnalysisLoader(io.ComfyNode):
                              tooltip="Detector input size in pixels (square). The official value is 640."),
             ],
             outputs=[FACE_ANALYSIS.Output(display_name="face_analysis",
-                                             tooltip="Face detector + recognizer for StableAnimator Face Embed.")],
+                                             tooltip="Face detector + recognizer for Face Embed.")],
         )
 
     @classmethod
@@ -88,7 +88,7 @@ class StableAnimatorFaceEmbed(io.ComfyNode):
                         "(not normalised), its box and 5 landmarks: the identity input of StableAnimator's face "
                         "encoder, or frames to score with Identity Similarity.",
             inputs=[
-                FACE_ANALYSIS.Input("face_analysis", tooltip="From StableAnimator Face Analysis Loader."),
+                FACE_ANALYSIS.Input("face_analysis", tooltip="From Load Face Analysis."),
                 io.Image.Input("images", tooltip="The reference photo, or generated frames to score. Grayscale and "
                                                  "RGBA images are accepted (alpha is ignored)."),
                 io.Combo.Input("channel_order", options=CHANNEL_ORDERS, default=CHANNEL_ORDERS[0],

@@ -99,7 +99,7 @@ def decoder_copy(vae, dtype: torch.dtype | None = None, checkpoint_blocks: bool 
     if not isinstance(decoder, VideoDecoder):
         raise StableAnimatorError("HJB face optimisation needs SVD's temporal VAE (the VAE of svd_xt.safetensors); "
                                   f"this VAE's decoder is {type(decoder).__name__}. Connect the VAE from the "
-                                  "StableAnimator Model Loader.")
+                                  "Load Animator Models.")
     offload = vae.patcher.offload_device
     net = _normal_copy(decoder, offload, dtype or vae.vae_dtype)
     if checkpoint_blocks:
@@ -168,7 +168,7 @@ def boxes_for_run(masks: torch.Tensor, frames: int, height: int, width: int) -> 
     """One face box per frame at the generation size, from the face masks (scaled when their size differs)."""
     if masks.shape[0] < frames:
         raise StableAnimatorError(f"HJB has {masks.shape[0]} face masks for {frames} frames: give one mask per frame "
-                                  "(StableAnimator Face Boxes on the same aligned poses as the conditioning)")
+                                  "(Face Boxes on the same aligned poses as the conditioning)")
     if masks.shape[0] > frames:
         log.info("StableAnimator HJB: %d face masks for %d frames; the first %d are used", masks.shape[0], frames, frames)
     masks = masks[:frames].float()
@@ -260,16 +260,16 @@ class StableAnimatorHJB(io.ComfyNode):
             description="Adds HJB face optimisation to the MODEL: at the chosen steps the guided x0 prediction is "
                         "refined with a few Adam steps on 1 - cos(ArcFace(face crop of the decoded frames), reference "
                         "identity), as the official HJB inference does, before the sampler takes its step. Works "
-                        "with the StableAnimator Sampler and core KSampler (Euler is the official sampler). Only the "
+                        "with the Animator Sampler and core KSampler (Euler is the official sampler). Only the "
                         "face regions are decoded (with context), chunked and checkpointed, so it fits 24 GB at 16 "
                         "frames 512x512; full_frame reproduces the official decode.",
             inputs=[
-                io.Model.Input("model", tooltip="MODEL from StableAnimator Apply."),
+                io.Model.Input("model", tooltip="MODEL from Apply Animator."),
                 io.Vae.Input("vae", tooltip="SVD-xt's VAE: gradients flow through its decoder."),
-                ARCFACE.Input("arcface", tooltip="StableAnimator ArcFace Loader (glintr100_torch.pth or antelopev2's glintr100.onnx)."),
+                ARCFACE.Input("arcface", tooltip="Load ArcFace (HJB) (glintr100_torch.pth or antelopev2's glintr100.onnx)."),
                 io.Image.Input("reference", tooltip="The reference photo (the same as for conditioning)."),
                 FACE_EMBED.Input("reference_face", tooltip="Face Embed of the reference: its face box gives the reference crop."),
-                io.Mask.Input("face_masks", tooltip="One face mask per frame (StableAnimator Face Boxes); scaled to the "
+                io.Mask.Input("face_masks", tooltip="One face mask per frame (Face Boxes); scaled to the "
                                                     "generation size when they differ."),
                 io.Int.Input("start_step", default=0, min=0, max=1000, tooltip="First refined step. Official: 0."),
                 io.Int.Input("end_step", default=20, min=0, max=1000, tooltip="Last refined step (inclusive). Official: 20 of 25."),
@@ -281,7 +281,7 @@ class StableAnimatorHJB(io.ComfyNode):
                 io.Boolean.Input("full_frame", default=False, tooltip=REGION_TOOLTIP),
             ],
             outputs=[io.Model.Output(display_name="MODEL", tooltip="The MODEL with HJB face optimisation; connect it to "
-                                                                   "the StableAnimator Sampler or a KSampler.")],
+                                                                   "the Animator Sampler or a KSampler.")],
         )
 
     @classmethod

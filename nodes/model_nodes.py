@@ -64,7 +64,7 @@ class StableAnimatorModelLoader(io.ComfyNode):
             ],
             outputs=[
                 io.Model.Output(display_name="MODEL", tooltip="ComfyUI's SVD model with StableAnimator's UNet weights; "
-                                                              "connect it to StableAnimator Apply."),
+                                                              "connect it to Apply Animator."),
                 io.ClipVision.Output(display_name="CLIP_VISION", tooltip="SVD-xt's CLIP image encoder."),
                 io.Vae.Output(display_name="VAE", tooltip="SVD-xt's temporal VAE."),
                 ANIMATOR.Output(display_name="ANIMATOR", tooltip="PoseNet, face encoder and ID adapter weights."),
@@ -94,11 +94,11 @@ class StableAnimatorApply(io.ComfyNode):
             description="Patches the ID adapter into the 16 spatial cross-attentions and PoseNet's features into the "
                         "output of conv_in (cond branch only), and sets the official long-video windows as ComfyUI "
                         "context windows (every window holds frame 0, triangular blending, CFG after fusion). The "
-                        "face tokens and pose frames come from StableAnimator Conditioning, so one patched MODEL "
-                        "serves any reference, with the StableAnimator Sampler or a core KSampler.",
+                        "face tokens and pose frames come from Animator Conditioning, so one patched MODEL "
+                        "serves any reference, with the Animator Sampler or a core KSampler.",
             inputs=[
-                io.Model.Input("model", tooltip="MODEL from the StableAnimator Model Loader."),
-                ANIMATOR.Input("animator", tooltip="ANIMATOR from the StableAnimator Model Loader."),
+                io.Model.Input("model", tooltip="MODEL from the Load Animator Models."),
+                ANIMATOR.Input("animator", tooltip="ANIMATOR from the Load Animator Models."),
                 io.Float.Input("id_strength", default=1.0, min=0.0, max=3.0, step=0.05,
                                tooltip="Scale of the face (ID) branch in every spatial cross-attention. 1.0 is official."),
                 io.Float.Input("pose_strength", default=1.0, min=0.0, max=3.0, step=0.05,
@@ -110,7 +110,7 @@ class StableAnimatorApply(io.ComfyNode):
                              tooltip="Frames shared by neighbouring windows (besides frame 0), blended with triangular "
                                      "weights. Official: 4. Must be smaller than window - 1."),
             ],
-            outputs=[io.Model.Output(display_name="MODEL", tooltip="The patched MODEL, for the StableAnimator Sampler, a KSampler or StableAnimator HJB.")],
+            outputs=[io.Model.Output(display_name="MODEL", tooltip="The patched MODEL, for the Animator Sampler, a KSampler or HJB Face Optimisation.")],
         )
 
     @classmethod

@@ -9,7 +9,7 @@
   output of conv_in (input block 0), before the first skip connection.
 - PoseNet is an additional model of the patched MODEL, so it is loaded, offloaded and cast with the UNet.
 - Long videos: the official windows as ComfyUI's context handler (context_windows.py).
-- StableAnimator Conditioning carries a ComfyUI hook whose OUTER_SAMPLE wrapper checks, at the start of every
+- Animator Conditioning carries a ComfyUI hook whose OUTER_SAMPLE wrapper checks, at the start of every
   run under any sampler, that the MODEL went through Apply and that the latent matches the pose frames, so
   neither runs silently wrong (no pose and no ID adapter; pose frames repeated or cut).
 """
@@ -99,11 +99,11 @@ def check_pose_frames(conds: dict, noise: torch.Tensor) -> None:
         if got[0] != frames:
             raise StableAnimatorError(
                 f"the latent has {frames} frames but the conditioning has {got[0]} pose frames: use the latent "
-                "output of the same StableAnimator Conditioning (or give it as many pose frames as the latent has)")
+                "output of the same Animator Conditioning (or give it as many pose frames as the latent has)")
         if got[-2:] != (height, width):
             raise StableAnimatorError(
                 f"the latent is {width}x{height} but the pose frames of the conditioning are {got[-1]}x{got[-2]}: "
-                "use the latent output of the same StableAnimator Conditioning, or set one size for both")
+                "use the latent output of the same Animator Conditioning, or set one size for both")
 
 
 def is_applied(model) -> bool:
@@ -113,8 +113,8 @@ def is_applied(model) -> bool:
 def run_checks(executor, noise, *args, **kwargs):
     guider = executor.class_obj
     if not is_applied(guider.model_patcher):
-        raise StableAnimatorError("this conditioning comes from StableAnimator Conditioning but the MODEL has no "
-                                  "StableAnimator patches: connect the MODEL through StableAnimator Apply before the sampler")
+        raise StableAnimatorError("this conditioning comes from Animator Conditioning but the MODEL has no "
+                                  "StableAnimator patches: connect the MODEL through Apply Animator before the sampler")
     check_pose_frames(guider.conds, noise)
     return executor(noise, *args, **kwargs)
 

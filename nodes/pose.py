@@ -95,7 +95,7 @@ class StableAnimatorPoseExtract(io.ComfyNode):
             description="Finds every person in every frame with DWPose and returns their body, face and hand "
                         "keypoints in pixels (POSE_KEYPOINT). A frame without a person gets an empty skeleton.",
             inputs=[
-                DWPOSE.Input("dwpose", tooltip="From StableAnimator DWPose Loader."),
+                DWPOSE.Input("dwpose", tooltip="From Load DWPose."),
                 io.Image.Input("images", tooltip="Driving video frames or the reference image; any size, any count."),
             ],
             outputs=[POSE_KEYPOINT.Output(display_name="pose_keypoint",

@@ -1,6 +1,6 @@
-"""StableAnimator Sampler: a thin convenience around core sampling, and the chunked decode.
+"""Animator Sampler: a thin convenience around core sampling, and the chunked decode.
 
-Everything the method needs while sampling is carried by the MODEL (StableAnimator Apply: ID adapter, pose,
+Everything the method needs while sampling is carried by the MODEL (Apply Animator: ID adapter, pose,
 official windows as ComfyUI context windows; StableAnimator HJB: the face optimisation as a post-CFG
 function), so a core KSampler or SamplerCustomAdvanced samples it too. What the Sampler adds:
 - the official initial noise: one window's worth, repeated over the video;
@@ -71,12 +71,12 @@ class StableAnimatorSampler(io.ComfyNode):
             category=CATEGORY,
             description="KSampler with the official StableAnimator initial noise (one window of noise repeated over "
                         "the video) and per-frame CFG from cfg_min to cfg_max. The long-video windows come from "
-                        "StableAnimator Apply and HJB from the HJB node, so a core KSampler works too.",
+                        "Apply Animator and HJB from the HJB node, so a core KSampler works too.",
             inputs=[
-                io.Model.Input("model", tooltip="MODEL from StableAnimator Apply (optionally through StableAnimator HJB)."),
-                io.Conditioning.Input("positive", tooltip="positive from StableAnimator Conditioning."),
-                io.Conditioning.Input("negative", tooltip="negative from StableAnimator Conditioning."),
-                io.Latent.Input("latent", tooltip="latent from StableAnimator Conditioning (one entry per frame)."),
+                io.Model.Input("model", tooltip="MODEL from Apply Animator (optionally through HJB Face Optimisation)."),
+                io.Conditioning.Input("positive", tooltip="positive from Animator Conditioning."),
+                io.Conditioning.Input("negative", tooltip="negative from Animator Conditioning."),
+                io.Latent.Input("latent", tooltip="latent from Animator Conditioning (one entry per frame)."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="Seed of the initial noise (official scripts: 23123134)."),
                 io.Int.Input("steps", default=25, min=1, max=1000, tooltip="Denoising steps. Official: 25."),
@@ -91,7 +91,7 @@ class StableAnimatorSampler(io.ComfyNode):
                 io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01,
                                tooltip="Fraction of the schedule to run; 1.0 generates from pure noise."),
             ],
-            outputs=[io.Latent.Output(display_name="LATENT", tooltip="The video latent; decode with StableAnimator Decode.")],
+            outputs=[io.Latent.Output(display_name="LATENT", tooltip="The video latent; decode with Decode Video.")],
         )
 
     @classmethod

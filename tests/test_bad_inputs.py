@@ -52,6 +52,9 @@ def host(comfy_host, request):
     return comfy_host
 
 
+RESIZE_METHOD = "lanczos (official)"
+
+
 def base_prompt(ref="bad_ref.png", poses="bad_poses.webp", frames=2, width=W, height=H, **loader):
     """Reference + pose frames -> loader, face embed, conditioning -> SaveLatent (no sampling: cheap)."""
     files = {"svd_checkpoint": "svd_xt.safetensors", "unet": "unet.pth", "pose_net": "pose_net.pth",
@@ -65,9 +68,12 @@ def base_prompt(ref="bad_ref.png", poses="bad_poses.webp", frames=2, width=W, he
                                                                   "channel_order": "BGR (training)", "on_missing": "error"}},
         "6": {"class_type": "StableAnimatorConditioning", "inputs": {
             "clip_vision": ["3", 1], "vae": ["3", 2], "animator": ["3", 3], "face_embed": ["5", 0],
-            "reference": ["1", 0], "pose_images": ["2", 0], "width": width, "height": height, "frames": frames,
+            "reference": ["1", 0], "pose_images": ["30", 0], "width": width, "height": height, "frames": frames,
             "fps": 7, "motion_bucket_id": 127, "augmentation": 0.02, "seed": next(SEEDS)}},
         "7": {"class_type": "SaveLatent", "inputs": {"samples": ["6", 2], "filename_prefix": "bad_inputs/latent"}},
+        # loaded pose frames reach the video size the way a user's do: through Resize Images
+        "30": {"class_type": "StableAnimatorResizeImage", "inputs": {"images": ["2", 0], "width": width, "height": height,
+                                                                     "method": RESIZE_METHOD}},
     }
 
 
@@ -206,7 +212,7 @@ def test_negative_frame_count(host):
     """Zero frames: `frames` 0 means every pose frame, and no core node yields an empty IMAGE batch (LoadImage
     gives at least one frame, ImageFromBatch clamps), so the only way to ask for no frames is a value under 0.
     The pack's own check answers (ComfyUI's range check is off for inputs the pack validates)."""
-    expect_error(host, base_prompt(frames=-1), "StableAnimator Conditioning", "frames = -1 is below its minimum 0",
+    expect_error(host, base_prompt(frames=-1), "Animator Conditioning", "frames = -1 is below its minimum 0",
                  title="frames below 0", before_running=True)
 
 
@@ -242,7 +248,8 @@ def test_rgba_images_work(host):
     prompt["12"] = {"class_type": "JoinImageWithAlpha", "inputs": {"image": ["1", 0], "alpha": ["1", 1]}}
     prompt["13"] = {"class_type": "JoinImageWithAlpha", "inputs": {"image": ["2", 0], "alpha": ["2", 1]}}
     prompt["5"]["inputs"]["images"] = ["12", 0]
-    prompt["6"]["inputs"].update(reference=["12", 0], pose_images=["13", 0])
+    prompt["6"]["inputs"].update(reference=["12", 0])
+    prompt["30"]["inputs"]["images"] = ["13", 0]   # the RGBA pose frames, resized to the video size
     prompt["15"] = {"class_type": "StableAnimatorDWPoseLoader", "inputs": {"detector": e2e.DET, "pose_model": e2e.POSE,
                                                                            "device": "cpu"}}
     prompt["16"] = {"class_type": "StableAnimatorPoseExtract", "inputs": {"dwpose": ["15", 0], "images": ["12", 0]}}
@@ -280,7 +287,7 @@ def test_driving_frame_without_person_works_with_warning(host):
 # Values ComfyUI 0.3.75 does not check for V3 nodes: combos, names that leave their folder, NaN numbers
 
 def test_unknown_dtype_is_refused_before_loading(host):
-    expect_error(host, base_prompt(dtype="fp8"), "StableAnimator Model Loader", "dtype 'fp8' is not one of",
+    expect_error(host, base_prompt(dtype="fp8"), "Load Animator Models", "dtype 'fp8' is not one of",
                  "'fp16'", title="dtype fp8 (not offered)", before_running=True)
 
 
@@ -293,7 +300,7 @@ def test_weight_name_outside_its_folder_is_refused(host):
 def test_unknown_provider_is_refused(host):
     prompt = base_prompt()
     prompt["4"]["inputs"]["provider"] = "TPU"
-    expect_error(host, prompt, "StableAnimator Face Analysis Loader", "provider 'TPU' is not one of", "ROCm",
+    expect_error(host, prompt, "Load Face Analysis", "provider 'TPU' is not one of", "ROCm",
                  title="provider TPU", before_running=True)
 
 
@@ -323,7 +330,7 @@ def test_old_dwpose_device_label_still_loads(host):
 def test_nan_number_is_refused(host):
     prompt = base_prompt()
     prompt["6"]["inputs"]["augmentation"] = "nan"   # ComfyUI turns the text into float('nan'), which passes min/max
-    expect_error(host, prompt, "StableAnimator Conditioning", "augmentation is nan", "finite number",
+    expect_error(host, prompt, "Animator Conditioning", "augmentation is nan", "finite number",
                  title="augmentation NaN", before_running=True)
 
 
@@ -343,7 +350,7 @@ def broken_image(prompt, image_node: str, value: str, size: int = 8) -> list:
 def test_nan_in_the_reference_is_refused(host):
     prompt = base_prompt()
     prompt["6"]["inputs"]["reference"] = broken_image(prompt, "1", "nan")
-    expect_error(host, prompt, "StableAnimator Conditioning", "input 'reference' has NaN or infinite values in 64 of 409600 pixels",
+    expect_error(host, prompt, "Animator Conditioning", "input 'reference' has NaN or infinite values in 64 of 409600 pixels",
                  "fix or replace that node", title="NaN pixels in the reference")
 
 
@@ -352,14 +359,14 @@ def test_inf_in_the_pose_images_is_refused(host):
     # ComfyUI's own range check stops an infinite SolidMask value, so a test-only node makes the broken frames
     prompt["20"] = {"class_type": "SATestBrokenPixels", "inputs": {"images": ["2", 0], "value": "inf", "size": 4}}
     prompt["6"]["inputs"]["pose_images"] = ["20", 0]
-    expect_error(host, prompt, "StableAnimator Conditioning", "input 'pose_images'", "48 of 12288 pixels",
+    expect_error(host, prompt, "Animator Conditioning", "input 'pose_images'", "48 of 12288 pixels",
                  "frame(s) 0, 1, 2", title="infinite pixels in the pose images")
 
 
 def test_nan_in_face_embed_images_is_refused(host):
     prompt = base_prompt()
     prompt["5"]["inputs"]["images"] = broken_image(prompt, "1", "nan")
-    expect_error(host, prompt, "StableAnimator Face Embed", "input 'images'", title="NaN pixels into Face Embed")
+    expect_error(host, prompt, "Face Embed", "input 'images'", title="NaN pixels into Face Embed")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -472,7 +479,7 @@ def core_ksampler(prompt, model, latent):
 
 def test_core_ksampler_with_a_model_without_apply(host):
     prompt = core_ksampler(add_generation(base_prompt()), ["3", 0], ["6", 2])   # the loader's MODEL, unpatched
-    expect_error(host, prompt, "MODEL has no StableAnimator patches", "StableAnimator Apply",
+    expect_error(host, prompt, "MODEL has no StableAnimator patches", "Apply Animator",
                  title="conditioning used with a MODEL that did not go through StableAnimator Apply (core KSampler)")
 
 
@@ -496,5 +503,5 @@ def test_unknown_sampler_name_is_refused_before_loading(host):
     prompt = add_generation(base_prompt())
     del prompt["7"]   # ComfyUI runs the outputs that validate; only the video output is left here
     prompt["9"]["inputs"]["sampler_name"] = "euler_fake"
-    expect_error(host, prompt, "StableAnimator Sampler", "sampler_name 'euler_fake' is not one of",
+    expect_error(host, prompt, "Animator Sampler", "sampler_name 'euler_fake' is not one of",
                  title="sampler_name euler_fake", before_running=True)

@@ -136,7 +136,7 @@ def test_nan_and_inf_images_are_refused_with_node_and_input(mods):
     image[2, 0, 0] = float("inf")
     with pytest.raises(mods["errors"].StableAnimatorError) as err:
         finite(cond, "pose_images", image)
-    assert str(err.value).startswith("StableAnimator Conditioning: input 'pose_images' has NaN or infinite values in "
+    assert str(err.value).startswith("Animator Conditioning: input 'pose_images' has NaN or infinite values in "
                                      "2 of 192 pixels, in frame(s) 1, 2.")
     mask = torch.zeros(2, 4, 4)
     mask[0, 0, 0] = float("-inf")
