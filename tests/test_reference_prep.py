@@ -70,7 +70,7 @@ def test_conditioning_node_prepares_the_reference_officially(pack, tmp_path):
     _, animator = loading.load_animator(str(tmp_path / "unet.pth"), str(tmp_path / "pose_net.pth"),
                                         str(tmp_path / "face_encoder.pth"), "fp32")
     reference = torch.rand(1, 300, 200, 3, generator=torch.Generator().manual_seed(4))
-    poses = torch.rand(2, 96, 96, 3)
+    poses = torch.rand(2, 128, 64, 3)   # pose frames come at the video size (Render Poses / Resize Images)
     clip, vae = CaptureClip(), CaptureVAE()
     width, height, aug, seed = 64, 128, 0.05, 11
     positive, negative, latent = conditioning.build_conditioning(clip, vae, animator, Embed(), reference, poses, width,
