@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.host, pytest.mark.filterwarnings("ignore::FutureWarnin
 W, H, FRAMES, PROMPTS = 64, 128, 4, 20
 SAMPLING = {"8", "9", "10"}                  # sampler, decode, save: new sampler seed every prompt
 CONDITIONING = {"6"}                         # re-runs when its seed changes (every tenth prompt)
-LOADERS = {"1", "2", "3", "4", "5", "7"}    # images, loaders, face embed, apply: cached after the first prompt
+LOADERS = {"1", "2", "3", "4", "5", "7", "30"}   # images, resize, loaders, face embed, apply: cached after the first prompt
 
 
 def rss_mb(pid: int) -> float:
@@ -32,6 +32,8 @@ def prompt(seed: int, cond_seed: int) -> dict:
     return {
         "1": {"class_type": "LoadImage", "inputs": {"image": "soak_ref.png"}},
         "2": {"class_type": "LoadImage", "inputs": {"image": "soak_poses.webp"}},
+        "30": {"class_type": "StableAnimatorResizeImage", "inputs": {"images": ["2", 0], "width": W, "height": H,
+                                                                     "method": "lanczos (official)"}},
         "3": {"class_type": "StableAnimatorModelLoader", "inputs": {
             "svd_checkpoint": "svd_xt.safetensors", "unet": "unet.pth", "pose_net": "pose_net.pth",
             "face_encoder": "face_encoder.pth", "dtype": "auto"}},
@@ -40,7 +42,7 @@ def prompt(seed: int, cond_seed: int) -> dict:
                                                                   "channel_order": "BGR (training)", "on_missing": "error"}},
         "6": {"class_type": "StableAnimatorConditioning", "inputs": {
             "clip_vision": ["3", 1], "vae": ["3", 2], "animator": ["3", 3], "face_embed": ["5", 0],
-            "reference": ["1", 0], "pose_images": ["2", 0], "width": W, "height": H, "frames": FRAMES,
+            "reference": ["1", 0], "pose_images": ["30", 0], "width": W, "height": H, "frames": FRAMES,
             "fps": 7, "motion_bucket_id": 127, "augmentation": 0.02, "seed": cond_seed}},
         "7": {"class_type": "StableAnimatorApply", "inputs": {"model": ["3", 0], "animator": ["3", 3],
                                                               "id_strength": 1.0, "pose_strength": 1.0,
