@@ -202,7 +202,7 @@ class ComfyHost:
                                      headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
-                return r.status, json.loads(r.read())
+                return r.status, json.loads(r.read() or b"{}")   # /history and /queue answer with no body
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"{}")
 
