@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +35,7 @@ from comfy_api.latest import io
 
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.face.face_crop import boxes_from_masks, boxes_to_pixels
-from ..stableanimator_core.sampling.hjb import HJBSettings, reference_identity, refine_x0, schedule_step
+from ..stableanimator_core.sampling.hjb import HJBSettings, decode_windows, reference_identity, refine_x0, schedule_step
 from .sampling import CATEGORY
 from .socket_types import ARCFACE, FACE_EMBED
 from .validation import check_inputs, known, require_finite
@@ -45,17 +46,49 @@ log = logging.getLogger("StableAnimator")
 # ---- the differentiable decoder copy ---------------------------------------------------------------------
 
 class _Checkpointed(nn.Module):
-    """Runs the wrapped block under torch.utils.checkpoint when its input needs a gradient: only the
-    block's inputs are kept, its activations are recomputed during backward."""
+    """Runs the wrapped block under torch.utils.checkpoint when enabled and its input needs a gradient: only
+    the block's inputs are kept, its activations are recomputed during backward."""
 
     def __init__(self, inner: nn.Module):
         super().__init__()
         self.inner = inner
+        self.enabled = True
 
     def forward(self, *args, **kwargs):
-        if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+        if self.enabled and torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
             return checkpoint(self.inner, *args, use_reentrant=False, **kwargs)
         return self.inner(*args, **kwargs)
+
+
+def set_checkpointing(net: nn.Module, enabled: bool) -> None:
+    for m in net.modules():
+        if isinstance(m, _Checkpointed):
+            m.enabled = enabled
+
+
+def saved_activation_bytes(module: nn.Module, x: torch.Tensor) -> int:
+    """Bytes that autograd keeps for backward when module(x) runs with x requiring a gradient: one forward
+    whose saved tensors are counted (each storage once, the module's own weights and buffers excluded) and
+    dropped at once, so measuring costs no more memory than an inference pass. Dropped tensors free their
+    memory, which later tensors may reuse: an address counts again once the tensor seen there is gone."""
+    resident = {t.untyped_storage().data_ptr() for t in list(module.parameters()) + list(module.buffers())}
+    live: dict[int, tuple] = {}   # address -> (weak reference to the tensor seen there, its storage's bytes)
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        address = t.untyped_storage().data_ptr()
+        if address in resident:
+            return None
+        seen = live.get(address)
+        if seen is None or seen[0]() is None:   # new memory, or memory freed and reused since
+            live[address] = (weakref.ref(t), t.untyped_storage().nbytes())
+            total += live[address][1]
+        return None
+
+    with torch.inference_mode(False), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda _: None):
+        module(x.detach().clone().requires_grad_(True))
+    return total
 
 
 def _wrap_blocks(decoder: nn.Module) -> None:
@@ -208,13 +241,31 @@ class HJBFaceOptimisation:
         finally:
             self.run = None
 
-    def _parts(self):
+    def _parts(self, latent_shape):
         if self.run["parts"] is None:   # models are loaded by now (prepare_sampling ran)
             arcface = autograd_ready(self.arcface.model)
             decode = decode_function(self.decoder)
             autograd_ready(decode.module)
+            self._choose_checkpointing(decode.module, latent_shape)
             self.run["parts"] = decode, arcface, reference_identity_from_inputs(arcface, self.reference, self.reference_face)
         return self.run["parts"]
+
+    def _choose_checkpointing(self, net: nn.Module, latent_shape) -> None:
+        """Recompute the decoder's blocks in backward only when keeping their activations would not fit:
+        recomputing costs ~1.4x the HJB time (BENCHMARKS.md), keeping costs memory an 8 GB card lacks.
+        The largest window of this run is measured with one forward; half the free memory stays in reserve
+        for ArcFace, the gradient and the allocator."""
+        frames, _, h, w = latent_shape
+        windows = decode_windows(self.run["boxes"], frames, (h, w), self.settings)
+        win = max(windows, key=lambda v: (v.stop - v.start) * (v.y1 - v.y0) * (v.x1 - v.x0))
+        device, dtype = self.decoder.load_device, next(net.parameters()).dtype
+        tile = torch.zeros(win.stop - win.start, 4, win.y1 - win.y0, win.x1 - win.x0, device=device, dtype=dtype)
+        set_checkpointing(net, False)
+        need, free = saved_activation_bytes(net, tile), mm.get_free_memory(device)
+        keep = need <= free / 2
+        set_checkpointing(net, not keep)
+        log.info("StableAnimator HJB: decoder activations %.2f GB per chunk, %.2f GB free on %s: %s", need / 2**30,
+                 free / 2**30, device, "kept" if keep else "recomputed in backward (checkpointing)")
 
     def __call__(self, args):
         denoised = args["denoised"]
@@ -224,7 +275,7 @@ class HJBFaceOptimisation:
         step = schedule_step(schedule, args["sigma"])
         if step is None or not self.settings.active(step):
             return denoised
-        decode, arcface, reference = self._parts()
+        decode, arcface, reference = self._parts(denoised.shape)
         refined, losses = refine_x0(denoised, step, len(schedule) - 1, decode, arcface, reference, self.run["boxes"],
                                     self.settings, should_stop=mm.processing_interrupted)
         mm.throw_exception_if_processing_interrupted()
@@ -261,8 +312,9 @@ class StableAnimatorHJB(io.ComfyNode):
                         "refined with a few Adam steps on 1 - cos(ArcFace(face crop of the decoded frames), reference "
                         "identity), as the official HJB inference does, before the sampler takes its step. Works "
                         "with the Animator Sampler and core KSampler (Euler is the official sampler). Only the "
-                        "face regions are decoded (with context), chunked and checkpointed, so it fits 24 GB at 16 "
-                        "frames 512x512; full_frame reproduces the official decode.",
+                        "face regions are decoded (with context) in chunks; the decoder's activations are recomputed in "
+                        "backward when keeping them would not fit in free memory, so it fits 24 GB at 16 frames "
+                        "512x512; full_frame reproduces the official decode.",
             inputs=[
                 io.Model.Input("model", tooltip="MODEL from Apply Animator."),
                 io.Vae.Input("vae", tooltip="SVD-xt's VAE: gradients flow through its decoder."),

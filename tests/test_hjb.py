@@ -102,6 +102,26 @@ def test_checkpointed_decoder_gradient_equals_plain(mods, small_vae):
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-7)
 
 
+def test_activation_count_is_what_checkpointing_saves_and_grows_with_the_tile(mods, small_vae):
+    """The measure the HJB patch uses to choose checkpointing: keeping every block's activations costs several
+    times what checkpointing keeps (only block inputs), and the count is the same per pixel at every tile size
+    (memory that dropped tensors free and later ones reuse is counted again, not merged)."""
+    _, support = mods
+    net = make_decode(support, small_vae).module
+    gen = torch.Generator().manual_seed(3)
+    per_pixel = {}
+    for on in (True, False):
+        support.set_checkpointing(net, on)
+        per_pixel[on] = [support.saved_activation_bytes(net, torch.randn(2, 4, side, side, generator=gen)) / side ** 2
+                         for side in (4, 8, 16)]
+    print(f"\nsaved bytes per latent cell, 2 frames, 4/8/16 cells square: kept {per_pixel[False]}, "
+          f"checkpointed {per_pixel[True]}")
+    for counts in per_pixel.values():
+        assert max(counts) < 1.02 * min(counts)
+    assert per_pixel[False][0] > 3 * per_pixel[True][0] > 0
+    assert not any(p.requires_grad for p in net.parameters())   # measuring leaves the copy as it was
+
+
 def test_identity_loss_falls(refined):
     _, _, losses = refined
     print("\nHJB losses per iteration:", [round(v, 4) for v in losses])

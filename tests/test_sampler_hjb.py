@@ -101,6 +101,27 @@ def test_hjb_under_core_ksampler_equals_refine_then_euler(parts):
     assert all(q.grad is None for q in model.model.diffusion_model.parameters())
 
 
+def test_checkpointing_is_chosen_from_free_memory_and_changes_nothing(parts, monkeypatch, caplog):
+    """Decoder activations are kept when half the free memory holds them and recomputed otherwise; the refined
+    result is the same either way, up to float rounding (Adam divides each gradient by its own size, so where a
+    gradient is ~0 the rounding of the two backward orders moves z by up to lr)."""
+    p = parts
+    hjb_model = p["with_hjb"](p["three"][0])
+    plain = ksampler(p["three"][0], p["three"], steps=2)
+    results = {}
+    for free, word in ((0, "recomputed"), (1 << 50, "kept")):
+        monkeypatch.setattr(p["nodes"].mm, "get_free_memory", lambda *a, free=free, **k: free)
+        caplog.clear()
+        with caplog.at_level("INFO", logger="StableAnimator"):
+            results[word] = ksampler(hjb_model, p["three"], steps=2)
+        said = [r.getMessage() for r in caplog.records if "decoder activations" in r.getMessage()]
+        assert len(said) == 1 and word in said[0], said   # decided once per run, at the first refined step
+    effect = (results["kept"] - plain).norm()
+    apart = (results["kept"] - results["recomputed"]).norm()
+    print(f"\nkept vs recomputed: {apart / effect:.2e} of what HJB changed")
+    assert apart < 0.05 * effect
+
+
 def test_one_hjb_model_runs_different_frame_counts_back_to_back(parts):
     p = parts
     hjb_model = p["with_hjb"](p["three"][0])
