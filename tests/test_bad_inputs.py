@@ -52,9 +52,6 @@ def host(comfy_host, request):
     return comfy_host
 
 
-RESIZE_METHOD = "lanczos (official)"
-
-
 def base_prompt(ref="bad_ref.png", poses="bad_poses.webp", frames=2, width=W, height=H, **loader):
     """Reference + pose frames -> loader, face embed, conditioning -> SaveLatent (no sampling: cheap)."""
     files = {"svd_checkpoint": "svd_xt.safetensors", "unet": "unet.pth", "pose_net": "pose_net.pth",
@@ -72,8 +69,7 @@ def base_prompt(ref="bad_ref.png", poses="bad_poses.webp", frames=2, width=W, he
             "fps": 7, "motion_bucket_id": 127, "augmentation": 0.02, "seed": next(SEEDS)}},
         "7": {"class_type": "SaveLatent", "inputs": {"samples": ["6", 2], "filename_prefix": "bad_inputs/latent"}},
         # loaded pose frames reach the video size the way a user's do: through Resize Images
-        "30": {"class_type": "StableAnimatorResizeImage", "inputs": {"images": ["2", 0], "width": width, "height": height,
-                                                                     "method": RESIZE_METHOD}},
+        "30": e2e.resize_node(["2", 0], width, height),
     }
 
 

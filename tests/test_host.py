@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from comfy_host import PromptError
+from fixtures import e2e_models as e2e
 
 pytestmark = pytest.mark.host
 REPO = Path(__file__).resolve().parent.parent
@@ -56,11 +57,10 @@ def write_image(path, rgb):
     return path.name
 
 
-def resize_prompt(image_name, width, height, method="lanczos (official)"):
+def resize_prompt(image_name, width, height, **method):
     return {
         "1": {"class_type": "LoadImage", "inputs": {"image": image_name}},
-        "2": {"class_type": "StableAnimatorResizeImage",
-              "inputs": {"images": ["1", 0], "width": width, "height": height, "method": method}},
+        "2": e2e.resize_node(["1", 0], width, height, **method),
         "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "sa_resize"}},
     }
 

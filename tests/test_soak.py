@@ -32,8 +32,7 @@ def prompt(seed: int, cond_seed: int) -> dict:
     return {
         "1": {"class_type": "LoadImage", "inputs": {"image": "soak_ref.png"}},
         "2": {"class_type": "LoadImage", "inputs": {"image": "soak_poses.webp"}},
-        "30": {"class_type": "StableAnimatorResizeImage", "inputs": {"images": ["2", 0], "width": W, "height": H,
-                                                                     "method": "lanczos (official)"}},
+        "30": e2e.resize_node(["2", 0], W, H),
         "3": {"class_type": "StableAnimatorModelLoader", "inputs": {
             "svd_checkpoint": "svd_xt.safetensors", "unet": "unet.pth", "pose_net": "pose_net.pth",
             "face_encoder": "face_encoder.pth", "dtype": "auto"}},
