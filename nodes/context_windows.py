@@ -10,7 +10,8 @@ import torch
 
 import comfy.context_windows as cw
 
-from ..stableanimator_core.sampling.windows import triangle_weights, window_indices
+from ..stableanimator_core.errors import StableAnimatorError
+from ..stableanimator_core.sampling.windows import triangle_weights, window_indices, window_problem
 
 
 def official_schedule(frames: int, handler: cw.IndexListContextHandler, model_options: dict) -> list[list[int]]:
@@ -26,7 +27,9 @@ class StableAnimatorWindows(cw.IndexListContextHandler):
     FUSE = cw.ContextFuseMethod("stableanimator_triangular", triangular_fuse)
 
     def __init__(self, window: int = 16, overlap: int = 4):
-        window_indices(window + 1, window, overlap)   # refuses impossible settings with the pack's message
+        problem = window_problem(window, overlap)
+        if problem:
+            raise StableAnimatorError(problem)
         super().__init__(self.SCHEDULE, self.FUSE, context_length=window, context_overlap=overlap, dim=0)
 
     def set_step(self, timestep, model_options):

@@ -11,7 +11,7 @@ from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.face.face_analysis import (ARCFACE_INPUT, CHANNEL_ORDERS, DET_SIZE, DETECTION_FILE,
                                                  MIN_FACE_SIZE, ON_MISSING, ON_MISSING_ALIASES, PACK_NAME,
                                                  RECOGNITION_FILE, FaceAnalyzer, find_pack_dir)
-from ..stableanimator_core.onnx_providers import CHOICES as PROVIDERS, providers_for
+from ..stableanimator_core.onnx_providers import CHOICES as PROVIDERS, CHOICES_HELP as PROVIDER_HELP, providers_for
 from ..stableanimator_core.face.similarity import format_values, identity_similarity, plot_similarity
 from . import model_folders
 from .socket_types import ARCFACE, FACE_ANALYSIS, FACE_EMBED
@@ -53,10 +53,7 @@ class StableAnimatorFaceAnalysisLoader(io.ComfyNode):
                         "Nothing is downloaded: a missing file is reported with where to get it.",
             inputs=[
                 io.Combo.Input("provider", options=PROVIDERS, default="auto",
-                               tooltip="ONNX Runtime device. auto = the first GPU provider this onnxruntime offers and "
-                                       "this machine can use (CUDA, ROCm, MIGraphX, DirectML, OpenVINO), else CPU. "
-                                       "Each needs its onnxruntime flavour (onnxruntime-gpu, -rocm, -directml, ...); "
-                                       "CoreML only when chosen. The official scripts run these models on the CPU."),
+                               tooltip=f"{PROVIDER_HELP} The official scripts run these models on the CPU."),
                 io.Int.Input("det_size", default=DET_SIZE, min=160, max=1280, step=32,
                              tooltip="Detector input size in pixels (square). The official value is 640."),
             ],

@@ -6,6 +6,7 @@ models/dwpose/                yolox_l.onnx, dw-ll_ucoco_384.onnx
 svd_xt.safetensors stays in ComfyUI's own models/checkpoints/.
 """
 import os
+import re
 
 import folder_paths
 
@@ -48,10 +49,19 @@ def missing_message(key: str, name: str) -> str:
             f"({SOURCES.get(key, OFFICIAL_WEIGHTS)}) and press 'r' in ComfyUI to refresh the lists.")
 
 
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def leaves_folder(name: str) -> bool:
+    """True for a name that is absolute (any OS's way) or climbs out of its model folder with '..'."""
+    return (os.path.isabs(name) or name.startswith(("/", "\\")) or bool(_DRIVE.match(name))
+            or ".." in name.replace("\\", "/").split("/"))
+
+
 def full_path(key: str, name: str) -> str:
     """Like folder_paths.get_full_path_or_raise, with a message that says where files go. A name that climbs
     out of the folder is refused (validation refuses it earlier; this guards linked string inputs)."""
-    if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
+    if leaves_folder(name):
         raise FileNotFoundError(f"'{name}' points outside the {key} model folder ({folder_hint(key)}); "
                                 "choose a file from the list")
     path = folder_paths.get_full_path(key, name)

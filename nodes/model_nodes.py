@@ -3,6 +3,7 @@
 import folder_paths
 from comfy_api.latest import io
 
+from ..stableanimator_core.sampling.windows import window_problem
 from . import loading, model_folders
 from .model_folders import full_path
 from .patching import apply_stableanimator
@@ -115,11 +116,8 @@ class StableAnimatorApply(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, **values):
-        def windows(v):
-            if not known(v, "window", "overlap") or v["overlap"] < v["window"] - 1:
-                return None
-            return f"overlap ({v['overlap']}) must be smaller than window - 1 ({v['window'] - 1})"
-        return check_inputs(cls, values, rules=[windows])
+        return check_inputs(cls, values, rules=[
+            lambda v: window_problem(v["window"], v["overlap"]) if known(v, "window", "overlap") else None])
 
     @classmethod
     def execute(cls, model, animator, id_strength, pose_strength, window, overlap) -> io.NodeOutput:

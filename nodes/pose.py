@@ -11,7 +11,7 @@ from ..stableanimator_core.pose.dwpose_estimate import DETECTOR_FILE, POSE_FILE,
 from ..stableanimator_core.compat import RENAMED_OPTIONS
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.image_ops import to_rgb
-from ..stableanimator_core.onnx_providers import CHOICES as PROVIDERS, providers_for
+from ..stableanimator_core.onnx_providers import CHOICES as PROVIDERS, CHOICES_HELP as PROVIDER_HELP, providers_for
 from ..stableanimator_core.pose.pose_align import align_poses
 from ..stableanimator_core.pose.pose_face_boxes import boxes_to_masks, face_boxes
 from ..stableanimator_core.pose.pose_format import PoseFrame, from_pose_keypoint, to_pose_keypoint
@@ -56,10 +56,7 @@ class StableAnimatorDWPoseLoader(io.ComfyNode):
                 io.Combo.Input("pose_model", options=_onnx_files("pose_model", POSE_FILE), default=POSE_FILE,
                                tooltip=f"Whole-body keypoint model in models/dwpose; the official one is {POSE_FILE}."),
                 io.Combo.Input("device", options=PROVIDERS, default="auto",
-                               tooltip="ONNX Runtime device. auto = the first GPU provider this onnxruntime offers and "
-                                       "this machine can use (CUDA, ROCm, MIGraphX, DirectML, OpenVINO), else CPU. "
-                                       "Each needs its onnxruntime flavour (onnxruntime-gpu, -rocm, -directml, ...); "
-                                       "CoreML only when chosen."),
+                               tooltip=PROVIDER_HELP),
             ],
             outputs=[DWPOSE.Output(display_name="dwpose", tooltip="The loaded DWPose networks.")],
         )

@@ -15,8 +15,6 @@ Values of linked inputs are not known at validation (ComfyUI passes None); they 
 from __future__ import annotations
 
 import math
-import os
-import re
 
 import folder_paths
 from comfy_api.latest import io
@@ -63,15 +61,11 @@ def _number_problem(inp, value) -> str | None:
     return None
 
 
-_DRIVE = re.compile(r"^[A-Za-z]:")
-
-
 def weight_problem(input_name: str, key: str, name) -> str | None:
     """A weight file name must stay inside its model folder and exist there."""
     if not isinstance(name, str) or not name.strip():
         return f"{input_name}: no file is chosen; put the file into {model_folders.folder_hint(key)} and pick it"
-    parts = name.replace("\\", "/").split("/")
-    if os.path.isabs(name) or name.startswith(("/", "\\")) or _DRIVE.match(name) or ".." in parts:
+    if model_folders.leaves_folder(name):
         return (f"{input_name} '{name}' points outside the {key} model folder; only files inside "
                 f"{model_folders.folder_hint(key)} can be used: pick one from the list")
     if folder_paths.get_full_path(key, name) is None:

@@ -31,6 +31,9 @@ PACKAGES = {"CUDA": "onnxruntime-gpu", "ROCm": "onnxruntime-rocm", "MIGraphX": "
 # auto's order. CoreML is left to an explicit choice: it runs only parts of these graphs and can be slower
 # than the CPU for them.
 AUTO_ORDER = ["CUDA", "ROCm", "MIGraphX", "DirectML", "OpenVINO"]
+CHOICES_HELP = (f"ONNX Runtime device. auto = the first GPU provider this onnxruntime offers and this machine can "
+                f"use ({', '.join(AUTO_ORDER)}), else CPU. Each needs its onnxruntime flavour (onnxruntime-gpu, "
+                "-rocm, -directml, ...); CoreML only when chosen.")
 _warned = set()
 
 

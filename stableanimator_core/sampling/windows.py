@@ -6,16 +6,30 @@ weighted mean over the windows that hold it, weight min((j+0.5)*2/T, 2-(j+0.5)*2
 window of length T (official MimicMotion-style fusion). Unlike the official code, fewer frames than one
 window are allowed: they form a single window.
 """
+from __future__ import annotations
+
 import torch
 
 from ..errors import StableAnimatorError
 
 
+def window_problem(window: int, overlap: int) -> str | None:
+    """Why window/overlap cannot make windows (every window holds frame 0, so it must advance), or None."""
+    if window < 2:
+        return f"window ({window}) must be at least 2"
+    if overlap < 0:
+        return f"overlap ({overlap}) must not be negative"
+    if overlap >= window - 1:
+        return f"overlap ({overlap}) must be smaller than window - 1 ({window - 1})"
+    return None
+
+
 def window_indices(frames: int, window: int = 16, overlap: int = 4) -> list[list[int]]:
     if frames < 1:
         raise StableAnimatorError("the video has no frames: give at least one pose frame")
-    if window < 2 or not 0 <= overlap < window - 1:
-        raise StableAnimatorError(f"window={window}, overlap={overlap}: need window >= 2 and 0 <= overlap < window - 1")
+    problem = window_problem(window, overlap)
+    if problem:
+        raise StableAnimatorError(problem)
     if frames <= window:
         return [list(range(frames))]
     stride = window - overlap
