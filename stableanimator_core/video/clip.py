@@ -48,6 +48,7 @@ class ClipInfo:
     origin: float         # presentation time of the clip's start, seconds: video and audio times count from here
     rotation: int         # degrees counter-clockwise to turn the stored picture upright (0, 90, 180, 270)
     has_audio: bool
+    top_rate: Fraction | None = None   # FFmpeg's r_frame_rate: for a variable-rate clip, its fastest stretch
 
 
 def first_frame_rotation(container, vs) -> int:
@@ -79,16 +80,18 @@ def probe(container, source) -> ClipInfo:
         w = max(1, int(round(w * float(sar))))
     if rotation in (90, 270):
         w, h = h, w
-    return ClipInfo(w, h, Fraction(rate), duration, origin, rotation, bool(container.streams.audio))
+    top = vs.base_rate if vs.base_rate and 0 < vs.base_rate <= 1000 else None
+    return ClipInfo(w, h, Fraction(rate), duration, origin, rotation, bool(container.streams.audio),
+                    Fraction(top) if top else None)
 
 
 def follow_aspect(clip_w: int, clip_h: int, width: int, height: int, multiple: int = 64) -> tuple[int, int]:
     """The working size for 'follow video aspect': the clip's aspect with the long side max(width, height), both
     sides snapped to multiples of 64 (at least 64)."""
     long_side = max(width, height)
-    long_side = max(multiple, int(round(long_side / multiple)) * multiple)
+    long_side = max(multiple, int(math.floor(long_side / multiple + 0.5)) * multiple)
     short = long_side * min(clip_w, clip_h) / max(clip_w, clip_h)
-    short = max(multiple, int(round(short / multiple)) * multiple)
+    short = max(multiple, int(math.floor(short / multiple + 0.5)) * multiple)
     return (long_side, short) if clip_w >= clip_h else (short, long_side)
 
 

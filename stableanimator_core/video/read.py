@@ -47,7 +47,8 @@ def check_request(info: ClipInfo, source, fps: float, start: float, duration: fl
             raise StableAnimatorError(f"{label} = {v} must be a finite number of at least 0")
     if cap < 0:
         raise StableAnimatorError(f"frame_cap = {cap} must be at least 0 (0: no cap)")
-    own = float(info.rate)
+    # a variable-rate clip may be sampled up to its fastest stretch (a phone's 30 fps clip that averages 29.4)
+    own = max(float(info.rate), float(info.top_rate or 0))
     if fps > own * RATE_TOLERANCE:
         raise StableAnimatorError(
             f"fps {fps:g} is above {name}'s own frame rate ({own:.3g} fps): frames would only be repeated, which "
