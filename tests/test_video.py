@@ -151,6 +151,9 @@ def test_not_a_video_truncated_and_empty(tmp_path, clip):
     cut.write_bytes(data[: len(data) // 2])            # the mp4 index (moov) is at the end: lost
     with pytest.raises(StableAnimatorError, match="could not be opened as a video|damaged"):
         read_video(str(cut), 64, 64)
-    empty = str(write_clip(tmp_path / "empty.mp4", frames=0, audio=False))
-    with pytest.raises(StableAnimatorError, match="no frames|no video stream|could not be opened"):
+    empty = str(write_clip(tmp_path / "empty.mkv", frames=0))
+    with pytest.raises(StableAnimatorError, match="empty.mkv has a video stream without frames"):
         read_video(empty, 64, 64)
+    audio_only = str(write_clip(tmp_path / "audio.mp4", frames=0))     # mp4 drops the empty video track
+    with pytest.raises(StableAnimatorError, match="audio.mp4 has no video stream"):
+        read_video(audio_only, 64, 64)

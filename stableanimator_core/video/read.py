@@ -91,7 +91,8 @@ def read_video(source, width: int = 512, height: int = 512, size: str = SIZES[0]
             raise StableAnimatorError(
                 f"start_time {start_time:g} s is at or past the last frame of {name} ({ended:.2f} s); use a "
                 f"start_time below {ended:.2f}")
-        raise StableAnimatorError(f"{name} has no frames that can be decoded; {'re-export it as an mp4 (h264)'}")
+        raise StableAnimatorError(f"{name} has a video stream without frames (nothing to animate); pick another "
+                                  f"clip, or re-export it as an mp4 (h264)")
     length = frames.shape[0] / rate
     if end is not None and end > ended + 1e-3 and (not frame_cap or frames.shape[0] < frame_cap):
         notes.append(f"{name} ends at {ended:.2f} s, before the requested end ({end:g} s): "
