@@ -110,12 +110,12 @@ class StableAnimatorPoseExtract(io.ComfyNode):
 
         require_finite(cls, "images", images)
         rgb = to_rgb(images)
-        frames = (rgb.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-        h, w = frames.shape[1:3]
-        bar = comfy.utils.ProgressBar(len(frames))
+        h, w = rgb.shape[1:3]
+        bar = comfy.utils.ProgressBar(len(rgb))
         poses = []
-        for i, frame in enumerate(frames):
+        for i in range(len(rgb)):   # one frame at a time: no uint8 copy of a long clip
             comfy.model_management.throw_exception_if_processing_interrupted()
+            frame = (rgb[i].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
             poses.append(PoseFrame(w, h, dwpose(np.ascontiguousarray(frame), frame_index=i)))
             bar.update(1)
         return io.NodeOutput(to_pose_keypoint(poses))
