@@ -15,6 +15,21 @@ CATEGORY = "StableAnimator"
 log = logging.getLogger("StableAnimator")
 
 
+def _stream_source(video):
+    """A path or BytesIO to decode from, when the VIDEO is a file (core Load Video) or a type that streams its own;
+    None for frames already in memory (core Create Video), whose default stream source would encode them first."""
+    getter = getattr(type(video), "get_stream_source", None)
+    if getter is None:
+        return None
+    try:
+        from comfy_api.input import VideoInput
+        if getter is VideoInput.get_stream_source:
+            return None
+    except ImportError:
+        pass
+    return video.get_stream_source()
+
+
 class StableAnimatorVideoFrames(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -87,9 +102,9 @@ class StableAnimatorVideoFrames(io.ComfyNode):
                     bar = comfy.utils.ProgressBar(total)
                 bar.update_absolute(min(done, total), total)
 
-        source = getattr(video, "get_stream_source", None)
+        source = _stream_source(video)
         if source is not None:
-            got = read_video(source(), width, height, size, fit_key(fit), fps, start_time, duration, frame_cap,
+            got = read_video(source, width, height, size, fit_key(fit), fps, start_time, duration, frame_cap,
                              progress)
             frames, rate, wave, sr = got.frames, got.fps, got.waveform, got.sample_rate
         else:   # frames already in memory (core Create Video): select and resize those
