@@ -7,7 +7,6 @@ runs in a child process; the table gives the child's peak resident memory above 
 """
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile

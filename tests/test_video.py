@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from fixtures.video_clips import MARKER, click_time, frame_value, write_clip
+from fixtures.video_clips import click_time, frame_value, write_clip
 from stableanimator_core.errors import StableAnimatorError
 from stableanimator_core.video import follow_aspect, read_video
 from stableanimator_core.video.read import SILENT_RATE
