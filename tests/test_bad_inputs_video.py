@@ -4,6 +4,7 @@ good prompt. Run with -s to see the messages."""
 import itertools
 
 import av
+import numpy as np
 import pytest
 
 from comfy_host import ComfyHost, PromptError
@@ -21,6 +22,11 @@ def host(comfy_host):
     data = (inp / "vid_good.mp4").read_bytes()
     (inp / "vid_truncated.mp4").write_bytes(data[: len(data) // 2])
     (inp / "vid_bad_header.mp4").write_bytes(b"\x00garbage!" * 8 + data[72:])
+    write_clip(inp / "vid_corrupt.mp4", width=96, height=64, frames=60, fps=30)
+    corrupt = bytearray((inp / "vid_corrupt.mp4").read_bytes())     # a fifth of the middle overwritten
+    n = len(corrupt)
+    corrupt[n // 3:n // 3 + n // 5] = np.random.default_rng(0).integers(0, 256, n // 5, dtype=np.uint8).tobytes()
+    (inp / "vid_corrupt.mp4").write_bytes(bytes(corrupt))
     write_clip(inp / "vid_long.mkv", width=96, height=64, frames=60, fps=30)
     mkv = (inp / "vid_long.mkv").read_bytes()
     (inp / "vid_truncated.mkv").write_bytes(mkv[: len(mkv) // 2])
@@ -117,6 +123,13 @@ def test_truncated_mp4(host):
 def test_corrupt_header(host):
     expect_error(host, video_prompt("vid_bad_header.mp4"), "vid_bad_header.mp4", "could not be opened",
                  title="an mp4 whose first bytes are garbage")
+
+
+def test_corrupt_mp4_stops_with_where_it_broke(host):
+    expect_error(host, video_prompt("vid_corrupt.mp4"), "vid_corrupt.mp4 is damaged: decoding stopped after",
+                 "Set duration to end before that point", title="an mp4 with garbage in the middle")
+    out, _ = expect_runs(host, video_prompt("vid_corrupt.mp4", duration=0.5), "the same mp4 up to 0.5 s (the fix)")
+    assert frames_of(out)[0] == 15
 
 
 def test_truncated_mkv_keeps_what_is_there(host):
