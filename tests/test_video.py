@@ -1,9 +1,11 @@
 """stableanimator_core.video on small clips written in the test: which source frame lands at which output index,
 the audio cut to the same span, the working size and fit, and the clear errors."""
+import io
 import math
 
 import numpy as np
 import pytest
+import torch
 
 from fixtures.video_clips import click_time, frame_value, write_clip
 from stableanimator_core.errors import StableAnimatorError
@@ -157,3 +159,11 @@ def test_not_a_video_truncated_and_empty(tmp_path, clip):
     audio_only = str(write_clip(tmp_path / "audio.mp4", frames=0))     # mp4 drops the empty video track
     with pytest.raises(StableAnimatorError, match="audio.mp4 has no video stream"):
         read_video(audio_only, 64, 64)
+
+
+def test_a_file_in_memory_reads_like_the_file(clip):
+    data = open(clip, "rb").read()
+    from_path = read_video(clip, 64, 64, fps=15, start_time=0.4)
+    from_memory = read_video(io.BytesIO(data), 64, 64, fps=15, start_time=0.4)
+    assert torch.equal(from_path.frames, from_memory.frames)
+    assert np.array_equal(from_path.waveform, from_memory.waveform)
