@@ -180,6 +180,7 @@ def test_sampling_nodes_refuse_unknown_combos_and_windows(mods):
     expect(mods, sampler, "scheduler 'fancy' is not one of", scheduler="fancy")
     expect(mods, sampler, "denoise = 1.5 is above its maximum 1.0", denoise=1.5)
     apply = mods["model_nodes"].StableAnimatorApply
-    expect(mods, apply, "overlap (15) must be smaller than window - 1 (15)", window=16, overlap=15)
+    expect(mods, apply, "overlap (16) must be smaller than window (16)", window=16, overlap=16)
+    expect(mods, apply, "overlap (0) must be at least 1", window=8, overlap=0)
     hjb = mods["hjb"].StableAnimatorHJB
     expect(mods, hjb, "end_step (2) is before start_step (5)", start_step=5, end_step=2)
