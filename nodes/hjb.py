@@ -229,6 +229,13 @@ class HJBFaceOptimisation:
     def models(self):
         return [self.decoder, self.arcface]
 
+    def __deepcopy__(self, memo):
+        """ModelPatcher.clone deep-copies model_options, where this post-CFG function sits, but only shallow-copies
+        the wrappers, where wrap_run sits: a node that clones the MODEL after HJB (the Animator Sampler's CFG
+        ramp, VideoLinearCFGGuidance, RescaleCFG, ...) would get a copy whose run state wrap_run never sets, and
+        HJB would silently do nothing. One object serves every clone, like the wrapper."""
+        return self
+
     def wrap_run(self, executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         """A run's state: face boxes for this run's frames and size; networks and e_ref at the first refined step."""
         frames, height, width = noise.shape[0], noise.shape[-2] * 8, noise.shape[-1] * 8
