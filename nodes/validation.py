@@ -126,8 +126,8 @@ FINITE_HINTS = {
              "replace that node, or add a clamp, before this one.",
     "LATENT": "The sampler that made this latent (Animator Sampler or KSampler), or a latent node after it, "
               "produced them, not the VAE: a sampling MODEL in fp16 can overflow (pick bf16 or fp32 as dtype in Load "
-              "Animator Models), and a context-window node other than Apply Animator's windows can leave frames out; "
-              "fix that stage and sample again.",
+              "Animator Models) or a node between the sampler and this one may have broken it; fix that stage and "
+              "sample again.",
 }
 
 
