@@ -38,7 +38,7 @@ from ..stableanimator_core.face.face_crop import boxes_from_masks, boxes_to_pixe
 from ..stableanimator_core.sampling.hjb import HJBSettings, decode_windows, reference_identity, refine_x0, schedule_step
 from .sampling import CATEGORY
 from .socket_types import ARCFACE, FACE_EMBED
-from .validation import check_inputs, known, require_finite
+from .validation import check_inputs, known, node_name, require_finite
 
 log = logging.getLogger("StableAnimator")
 
@@ -229,6 +229,13 @@ class HJBFaceOptimisation:
     def models(self):
         return [self.decoder, self.arcface]
 
+    def __deepcopy__(self, memo):
+        """ModelPatcher.clone deep-copies model_options, where this post-CFG function sits, but only shallow-copies
+        the wrappers, where wrap_run sits: a node that clones the MODEL after HJB (the Animator Sampler's CFG
+        ramp, VideoLinearCFGGuidance, RescaleCFG, ...) would get a copy whose run state wrap_run never sets, and
+        HJB would silently do nothing. One object serves every clone, like the wrapper."""
+        return self
+
     def wrap_run(self, executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         """A run's state: face boxes for this run's frames and size; networks and e_ref at the first refined step."""
         frames, height, width = noise.shape[0], noise.shape[-2] * 8, noise.shape[-1] * 8
@@ -301,6 +308,16 @@ REGION_TOOLTIP = ("Decode whole frames as the official code does (far more memor
                   "identity (CSIM) gain, and the final latents differ by ~8% (BENCHMARKS.md).")
 
 
+def refuse_second_hjb(cls, model) -> None:
+    """One HJB node per MODEL: the node optimises one identity (one reference, one set of face masks) and two
+    in a chain would refine the same faces twice per step towards two targets. Refused here, before sampling."""
+    if any(isinstance(f, HJBFaceOptimisation) for f in model.model_options.get("sampler_post_cfg_function", [])):
+        raise StableAnimatorError(
+            f"{node_name(cls)}: the MODEL already went through another HJB Face Optimisation node, and one MODEL "
+            "takes one (HJB refines one identity per step). Remove one of the two, or connect this node's model "
+            "input to Apply Animator's MODEL instead of the other HJB node's")
+
+
 class StableAnimatorHJB(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -316,7 +333,7 @@ class StableAnimatorHJB(io.ComfyNode):
                         "backward when keeping them would not fit in free memory, so it fits 24 GB at 16 frames "
                         "512x512; full_frame reproduces the official decode.",
             inputs=[
-                io.Model.Input("model", tooltip="MODEL from Apply Animator."),
+                io.Model.Input("model", tooltip="MODEL from Apply Animator (one HJB node per MODEL: not from another HJB node)."),
                 io.Vae.Input("vae", tooltip="SVD-xt's VAE: gradients flow through its decoder."),
                 ARCFACE.Input("arcface", tooltip="Load ArcFace (HJB) (glintr100_torch.pth or antelopev2's glintr100.onnx)."),
                 io.Image.Input("reference", tooltip="The reference photo (the same as for conditioning)."),
@@ -345,6 +362,7 @@ class StableAnimatorHJB(io.ComfyNode):
     @classmethod
     def execute(cls, model, vae, arcface, reference, reference_face, face_masks, start_step, end_step, iterations,
                 learning_rate, context, full_frame) -> io.NodeOutput:
+        refuse_second_hjb(cls, model)
         require_finite(cls, "reference", reference)
         require_finite(cls, "face_masks", face_masks)
         settings = HJBSettings(start=start_step, end=end_step, iterations=iterations, lr=learning_rate,

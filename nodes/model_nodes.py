@@ -3,12 +3,13 @@
 import folder_paths
 from comfy_api.latest import io
 
+from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.sampling.windows import window_problem
 from . import loading, model_folders
 from .model_folders import full_path
 from .patching import apply_stableanimator
 from .socket_types import ANIMATOR
-from .validation import check_inputs, known
+from .validation import check_inputs, node_name
 
 CATEGORY = "StableAnimator"
 
@@ -107,17 +108,22 @@ class StableAnimatorApply(io.ComfyNode):
                 io.Int.Input("window", default=16, min=2, max=128,
                              tooltip="Frames per model call for long videos. Every window also holds frame 0. Official: 16 "
                                      "(SVD-xt was trained on 16). Videos up to this length run in one call."),
-                io.Int.Input("overlap", default=4, min=0, max=126,
-                             tooltip="Frames shared by neighbouring windows (besides frame 0), blended with triangular "
-                                     "weights. Official: 4. Must be smaller than window - 1."),
+                io.Int.Input("overlap", default=4, min=1, max=127,
+                             tooltip="Frames shared by neighbouring windows, counting frame 0 that every window holds, "
+                                     "blended with triangular weights. Official: 4. At least 1 (with 0 some frames lie "
+                                     "in no window) and smaller than window."),
             ],
             outputs=[io.Model.Output(display_name="MODEL", tooltip="The patched MODEL, for the Animator Sampler, a KSampler or HJB Face Optimisation.")],
         )
 
     @classmethod
     def validate_inputs(cls, **values):
-        return check_inputs(cls, values, rules=[
-            lambda v: window_problem(v["window"], v["overlap"]) if known(v, "window", "overlap") else None])
+        # the window rule before the ranges: for overlap 0 (below the minimum) it says why, not only "below its minimum"
+        if all(type(values.get(k)) is int for k in ("window", "overlap")):
+            problem = window_problem(values["window"], values["overlap"])
+            if problem:
+                raise StableAnimatorError(f"{node_name(cls)}: {problem}")
+        return check_inputs(cls, values)
 
     @classmethod
     def execute(cls, model, animator, id_strength, pose_strength, window, overlap) -> io.NodeOutput:

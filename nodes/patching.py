@@ -21,7 +21,7 @@ from comfy.ldm.modules.attention import optimized_attention
 
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.model.id_attention import IDCrossAttention
-from .context_windows import set_windows
+from .context_windows import StableAnimatorWindows, set_windows
 
 WRAPPER_KEY = "stableanimator"
 POSE_FEATURES = "stableanimator_pose_features"
@@ -106,6 +106,21 @@ def check_pose_frames(conds: dict, noise: torch.Tensor) -> None:
                 "use the latent output of the same Animator Conditioning, or set one size for both")
 
 
+def check_context_handler(model_options: dict) -> None:
+    """A StableAnimator MODEL samples long videos only with Apply Animator's windows. Another node's context
+    handler (core Context Windows (Manual), ...) replaced them: its windows do not all hold frame 0, the
+    reference frame of the official method, and core's handler cannot step along SVD's frames in 0.3.75
+    (set_step compares the per-frame timestep with the schedule)."""
+    handler = model_options.get("context_handler")
+    if handler is not None and not isinstance(handler, StableAnimatorWindows):
+        length = getattr(handler, "context_length", None)
+        raise StableAnimatorError(
+            f"the MODEL carries another node's context windows ({type(handler).__name__}"
+            f"{f', context_length {length}' if length is not None else ''}, e.g. from Context Windows (Manual)), which "
+            "replaced Apply Animator's: StableAnimator's windows must all hold frame 0 and blend as the official "
+            "method does. Remove that node and set the window and overlap on Apply Animator instead")
+
+
 def is_applied(model) -> bool:
     return WRAPPER_KEY in model.wrappers.get(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, {})
 
@@ -115,6 +130,7 @@ def run_checks(executor, noise, *args, **kwargs):
     if not is_applied(guider.model_patcher):
         raise StableAnimatorError("this conditioning comes from Animator Conditioning but the MODEL has no "
                                   "StableAnimator patches: connect the MODEL through Apply Animator before the sampler")
+    check_context_handler(guider.model_options)
     check_pose_frames(guider.conds, noise)
     return executor(noise, *args, **kwargs)
 

@@ -128,7 +128,7 @@ class StableAnimatorDecode(io.ComfyNode):
 
     @classmethod
     def execute(cls, vae, latent, chunk) -> io.NodeOutput:
-        samples = require_finite(cls, "latent", latent["samples"])
+        samples = require_finite(cls, "latent", latent["samples"], kind="LATENT")
         pbar = comfy.utils.ProgressBar(samples.shape[0])
         frames = []
         for start in range(0, samples.shape[0], chunk):

@@ -120,20 +120,32 @@ def known(values: dict, *names) -> bool:
     return all(values.get(n) is not None for n in names)
 
 
-def require_finite(cls, input_name: str, tensor):
-    """Refuse NaN or infinite values in an IMAGE or MASK input at run time, naming the node and the input."""
+# What made a bad input, per kind of input: the hint in require_finite's message.
+FINITE_HINTS = {
+    "IMAGE": "The node that made it produced invalid numbers (often an fp16 overflow in an upscaler or VAE); fix or "
+             "replace that node, or add a clamp, before this one.",
+    "LATENT": "The sampler that made this latent (Animator Sampler or KSampler), or a latent node after it, "
+              "produced them, not the VAE: a sampling MODEL in fp16 can overflow (pick bf16 or fp32 as dtype in Load "
+              "Animator Models) or a node between the sampler and this one may have broken it; fix that stage and "
+              "sample again.",
+}
+
+
+def require_finite(cls, input_name: str, tensor, kind: str = "IMAGE"):
+    """Refuse NaN or infinite values in an IMAGE or MASK (kind "IMAGE") or a LATENT's samples (kind "LATENT") at
+    run time, naming the node, the input and the stage that most likely made them."""
     import torch
     if tensor is None or not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
         return tensor
     bad = ~torch.isfinite(tensor)
     if bool(bad.any()):
-        if tensor.ndim == 4:   # IMAGE (frames, height, width, channels): count pixels
+        pixels = tensor.ndim == 4 and kind == "IMAGE"
+        if pixels:   # IMAGE (frames, height, width, channels): count pixels
             bad = bad.any(-1)
         count, total = int(bad.sum()), bad.numel()
         frames = sorted({int(i) for i in bad.reshape(bad.shape[0], -1).any(1).nonzero().flatten()}) if tensor.ndim >= 3 else []
         where = f", in frame(s) {', '.join(map(str, frames[:10]))}{' ...' if len(frames) > 10 else ''}" if frames else ""
         raise StableAnimatorError(
             f"{node_name(cls)}: input '{input_name}' has NaN or infinite values in {count} of {total} "
-            f"{'pixels' if tensor.ndim == 4 else 'values'}{where}. The node that made it produced invalid numbers "
-            "(often an fp16 overflow in an upscaler or VAE); fix or replace that node, or add a clamp, before this one.")
+            f"{'pixels' if pixels else 'values'}{where}. {FINITE_HINTS[kind]}")
     return tensor

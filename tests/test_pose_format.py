@@ -108,7 +108,7 @@ def _aux_frame(points, w, h):
     return {"people": [{"pose_keypoints_2d": body}], "canvas_width": w, "canvas_height": h}
 
 
-def test_units_are_decided_once_for_the_whole_input():
+def test_fractions_stay_fractions_with_points_below_the_frame():
     """Fractions stay fractions in every frame although one frame has its ankles below the frame (y = 1.1):
     the old per-person guess read that frame as pixels and drew it as a dot in the corner."""
     inside = {1: (0.5, 0.3), 8: (0.45, 0.6), 10: (0.45, 0.95)}
@@ -122,6 +122,28 @@ def test_units_are_decided_once_for_the_whole_input():
     # fractions may reach NORMALISED_LIMIT canvases out; beyond that they are pixels
     far = from_pose_keypoint([_aux_frame({1: (0.5, 0.3), 10: (0.5, 3.9)}, 512, 768)])
     assert far[0].people[0, 10, 1] == pytest.approx(3.9 * 768)
+
+
+def test_a_list_mixing_fractions_and_pixels_reads_each_frame_in_its_units(caplog):
+    """Keypoints joined from two sources: frames 0 and 2 in 0..1 fractions, frame 1 in pixels. Each frame comes
+    out in pixels of its canvas, and the log names the frames of each kind."""
+    pose = {1: (0.5, 0.3), 8: (0.45, 0.6), 10: (0.45, 0.95)}
+    in_pixels = {i: (x * 512, y * 768) for i, (x, y) in pose.items()}
+    data = [_aux_frame(pose, 512, 768), _aux_frame(in_pixels, 512, 768), _aux_frame(pose, 512, 768),
+            {"people": [], "canvas_width": 512, "canvas_height": 768}]
+    with caplog.at_level(logging.WARNING, logger="StableAnimator"):
+        frames = from_pose_keypoint(data)
+    for f in frames[:3]:
+        np.testing.assert_allclose(f.people[0, [1, 8, 10], :2], [in_pixels[1], in_pixels[8], in_pixels[10]], rtol=1e-6)
+    assert frames[3].empty
+    warnings = [r.getMessage() for r in caplog.records if "mixes units" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "frame(s) 0, 2 hold 0..1 fractions" in warnings[0] and "frame(s) 1 hold pixels" in warnings[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="StableAnimator"):
+        from_pose_keypoint([data[0], data[2]])
+        from_pose_keypoint([data[1], data[3]])
+    assert not [r for r in caplog.records if "mixes units" in r.getMessage()]   # one kind: no warning
 
 
 def test_nan_and_infinite_points_are_missing():

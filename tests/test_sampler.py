@@ -51,7 +51,7 @@ def test_periodic_noise_and_bad_settings():
     with pytest.raises(StableAnimatorError, match="no frames"):
         window_indices(0)
     with pytest.raises(StableAnimatorError, match="overlap"):
-        window_indices(20, 16, 15)
+        window_indices(20, 16, 16)
 
 
 FRAMES, H, W = 11, 64, 64
@@ -243,7 +243,7 @@ def test_windows_are_set_by_apply_and_sized_for_memory(mods, pipeline):
     wrappers = model.wrappers[comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING]
     assert "ContextWindows_prepare_sampling" in wrappers   # ComfyUI frees memory for one window, not the video
     with pytest.raises(Exception, match="overlap"):
-        mods[1].StableAnimatorWindows(16, 15)
+        mods[1].StableAnimatorWindows(16, 16)
 
 
 def test_latent_that_does_not_match_the_conditioning_is_refused(mods, pipeline):

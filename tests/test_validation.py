@@ -144,6 +144,18 @@ def test_nan_and_inf_images_are_refused_with_node_and_input(mods):
         finite(cond, "face_masks", mask)
 
 
+def test_nan_latent_into_decode_names_the_sampler_not_the_vae(mods):
+    decode = mods["sampling"].StableAnimatorDecode
+    latent = torch.zeros(3, 4, 2, 2)
+    latent[1, 0, 0, 0] = float("nan")
+    with pytest.raises(mods["errors"].StableAnimatorError) as err:
+        mods["validation"].require_finite(decode, "latent", latent, kind="LATENT")
+    message = str(err.value)
+    assert message.startswith("Decode Video: input 'latent' has NaN or infinite values in 1 of 48 values, in frame(s) 1.")
+    assert "The sampler that made this latent" in message and "not the VAE" in message
+    assert "upscaler" not in message
+
+
 def test_provider_choices(mods, monkeypatch):
     providers = import_module(mods["registry"].__name__.rsplit(".", 1)[0] + ".stableanimator_core.onnx_providers")
     import onnxruntime
@@ -180,6 +192,7 @@ def test_sampling_nodes_refuse_unknown_combos_and_windows(mods):
     expect(mods, sampler, "scheduler 'fancy' is not one of", scheduler="fancy")
     expect(mods, sampler, "denoise = 1.5 is above its maximum 1.0", denoise=1.5)
     apply = mods["model_nodes"].StableAnimatorApply
-    expect(mods, apply, "overlap (15) must be smaller than window - 1 (15)", window=16, overlap=15)
+    expect(mods, apply, "overlap (16) must be smaller than window (16)", window=16, overlap=16)
+    expect(mods, apply, "overlap (0) must be at least 1", window=8, overlap=0)
     hjb = mods["hjb"].StableAnimatorHJB
     expect(mods, hjb, "end_step (2) is before start_step (5)", start_step=5, end_step=2)

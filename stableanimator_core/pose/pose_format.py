@@ -15,10 +15,11 @@ aux writes pixel coordinates, c = 1.0 for a point with score >= 0.3 and [0,0,0] 
 with no point at all, and 70 face points (the 68 DWPose points then the two eyes, body points 14 and 15).
 Its readers treat c < 1.0 as missing and accept normalised (0..1) coordinates too.
 
-Units are decided once per POSE_KEYPOINT input, never per frame or person: the coordinates are fractions of
-the canvas when every present point of every frame lies within NORMALISED_LIMIT of the origin while the
-canvases are larger than that (a skeleton in pixels cannot fit in a 4-pixel corner of a real canvas), else
-pixels. So hips a little below the frame (y = 1.1) keep a normalised pose normalised. A point with a NaN or
+Units are decided per frame, never per person: a frame's coordinates are fractions of its canvas when every
+present point of the frame lies within NORMALISED_LIMIT of the origin while the canvas is larger than that (a
+skeleton in pixels cannot fit in a 4-pixel corner of a real canvas), else pixels. So hips a little below the
+frame (y = 1.1) keep a normalised pose normalised, and a list joined from two sources (fraction frames and
+pixel frames) reads each frame in its own units; the log names the frames of each kind. A point with a NaN or
 infinite value is a missing point.
 
 We write exactly that, so aux's nodes read our poses, plus one extra key per person,
@@ -28,11 +29,14 @@ it agrees with the standard fields (a node that edited the standard fields and k
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import StableAnimatorError
+
+log = logging.getLogger("StableAnimator")
 
 NUM_POINTS = 134
 BODY = slice(0, 18)
@@ -130,17 +134,22 @@ def person_from_dict(d: dict, width: int, height: int, normalised: bool = False)
     return person
 
 
-def coordinates_are_normalised(data: list) -> bool:
-    """The unit rule above, over every frame of a POSE_KEYPOINT list."""
-    peak, canvas = 0.0, np.inf
-    for fd in data:
-        canvas = min(canvas, int(fd["canvas_width"]), int(fd["canvas_height"]))
-        for p in fd.get("people") or []:
-            for name, part in PARTS.items():
-                pts = _points(p.get(name), part.stop - part.start)
-                if pts is not None and (pts[:, 2] > 0).any():
-                    peak = max(peak, float(np.abs(pts[pts[:, 2] > 0, :2]).max()))
-    return 0 < peak <= NORMALISED_LIMIT < canvas
+def frame_units(fd: dict) -> str | None:
+    """The unit rule above for one frame: "fractions", "pixels", or None when no point is present."""
+    peak = 0.0
+    for p in fd.get("people") or []:
+        for name, part in PARTS.items():
+            pts = _points(p.get(name), part.stop - part.start)
+            if pts is not None and (pts[:, 2] > 0).any():
+                peak = max(peak, float(np.abs(pts[pts[:, 2] > 0, :2]).max()))
+    if peak == 0:
+        return None
+    canvas = min(int(fd["canvas_width"]), int(fd["canvas_height"]))
+    return "fractions" if peak <= NORMALISED_LIMIT < canvas else "pixels"
+
+
+def _frame_list(frames: list[int]) -> str:
+    return ", ".join(map(str, frames[:12])) + (f" ... ({len(frames)} frames)" if len(frames) > 12 else "")
 
 
 def from_pose_keypoint(data) -> list[PoseFrame]:
@@ -160,10 +169,16 @@ def from_pose_keypoint(data) -> list[PoseFrame]:
         if not all(np.isfinite(v) and v >= 1 for v in size):
             raise StableAnimatorError(f"POSE_KEYPOINT frame {i} has canvas {fd['canvas_width']!r}x{fd['canvas_height']!r}; "
                                       "the canvas size must be whole pixels, at least 1")
-    normalised = coordinates_are_normalised(data)
+    units = [frame_units(fd) for fd in data]
+    fractions = [i for i, u in enumerate(units) if u == "fractions"]
+    pixels = [i for i, u in enumerate(units) if u == "pixels"]
+    if fractions and pixels:
+        log.warning("StableAnimator: this POSE_KEYPOINT list mixes units: frame(s) %s hold 0..1 fractions of the "
+                    "canvas, frame(s) %s hold pixels; each frame is read in its own units. If the keypoints were "
+                    "joined from two sources, check those frames", _frame_list(fractions), _frame_list(pixels))
     frames = []
-    for fd in data:
+    for fd, unit in zip(data, units):
         w, h = int(fd["canvas_width"]), int(fd["canvas_height"])
-        people = [person_from_dict(p, w, h, normalised) for p in fd.get("people") or []]
+        people = [person_from_dict(p, w, h, unit == "fractions") for p in fd.get("people") or []]
         frames.append(PoseFrame(w, h, np.stack(people) if people else None))
     return frames

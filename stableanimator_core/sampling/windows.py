@@ -14,14 +14,35 @@ from ..errors import StableAnimatorError
 
 
 def window_problem(window: int, overlap: int) -> str | None:
-    """Why window/overlap cannot make windows (every window holds frame 0, so it must advance), or None."""
+    """Why window/overlap would leave a frame out of every window for some frame count, or None.
+
+    Derived from `window_schedule`: a window starting at s holds frame 0 and frames s+1 .. s+window-1, and the
+    next one starts at s + window - overlap, so it holds s+window-overlap+1 ..; no frame falls between them iff
+    window - overlap + 1 <= window, i.e. overlap >= 1 (overlap 0 misses frames window, 2*window, ... once a
+    video has 2*window frames). The windows must advance: overlap < window. Every frame also needs a window
+    holding more than frame 0: window >= 2. Under these three, every frame count is covered (the last window
+    ends on the last frame); tests/test_windows.py checks the rule against the schedule itself."""
     if window < 2:
-        return f"window ({window}) must be at least 2"
-    if overlap < 0:
-        return f"overlap ({overlap}) must not be negative"
-    if overlap >= window - 1:
-        return f"overlap ({overlap}) must be smaller than window - 1 ({window - 1})"
+        return f"window ({window}) must be at least 2: every window holds frame 0 plus window - 1 other frames"
+    if overlap < 1:
+        return (f"overlap ({overlap}) must be at least 1: each window starts window - overlap frames after the "
+                f"previous one and holds frame 0 plus window - 1 others, so with overlap {overlap} frames {window}, "
+                f"{2 * window}, ... lie in no window (NaN latent, black video) once the video has {2 * window} "
+                "frames or more; official: 4")
+    if overlap >= window:
+        return f"overlap ({overlap}) must be smaller than window ({window}): the windows must advance along the video"
     return None
+
+
+def window_schedule(frames: int, window: int, overlap: int) -> list[list[int]]:
+    """The schedule as written, without checking window/overlap (window_indices checks them first)."""
+    if frames <= window:
+        return [list(range(frames))]
+    stride = window - overlap
+    windows = [[0, *range(start + 1, min(start + window, frames))] for start in range(0, frames - window + 1, stride)]
+    if windows[-1][-1] != frames - 1:
+        windows.append([0, *range(frames - window + 1, frames)])
+    return windows
 
 
 def window_indices(frames: int, window: int = 16, overlap: int = 4) -> list[list[int]]:
@@ -30,13 +51,7 @@ def window_indices(frames: int, window: int = 16, overlap: int = 4) -> list[list
     problem = window_problem(window, overlap)
     if problem:
         raise StableAnimatorError(problem)
-    if frames <= window:
-        return [list(range(frames))]
-    stride = window - overlap
-    windows = [[0, *range(start + 1, min(start + window, frames))] for start in range(0, frames - window + 1, stride)]
-    if windows[-1][-1] != frames - 1:
-        windows.append([0, *range(frames - window + 1, frames)])
-    return windows
+    return window_schedule(frames, window, overlap)
 
 
 def triangle_weights(length: int) -> torch.Tensor:
