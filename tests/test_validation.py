@@ -159,7 +159,7 @@ def test_provider_choices(mods, monkeypatch):
 
 def test_renamed_options_point_at_current_options(mods):
     """Every old label maps to a label the node offers now, and the old one is no longer offered."""
-    from stableanimator_core.compat import RENAMED_OPTIONS, migrate_workflow
+    from stableanimator_core.renamed_options import RENAMED_OPTIONS, migrate_workflow
     nodes = {n.define_schema().node_id: n for n in all_nodes(mods)}
     for node_id, inputs in RENAMED_OPTIONS.items():
         schema = {i.id: i for i in nodes[node_id].define_schema().inputs}
