@@ -12,7 +12,7 @@ import comfy.context_windows as cw
 
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.sampling.windows import triangle_weights, window_indices, window_problem
-from .host_internals import cond_with, core_set_step_handles_video, core_slices_frame_conds, record_step
+from .host_internals import cond_with, core_set_step_handles_video, core_slices_frame_conds, record_step, run_sigmas
 
 
 def official_schedule(frames: int, handler: cw.IndexListContextHandler, model_options: dict) -> list[list[int]]:
@@ -56,7 +56,7 @@ class StableAnimatorWindows(cw.IndexListContextHandler):
 
 def schedule_step_of(timestep, model_options):
     """Index in the run's sigmas of the first frame's timestep, None between schedule points or without sigmas."""
-    sigmas = model_options.get("transformer_options", {}).get("sample_sigmas")
+    sigmas = run_sigmas(model_options)
     if sigmas is None:
         return None
     matches = torch.isclose(sigmas, timestep.flatten()[0].to(sigmas), rtol=1e-4).nonzero().flatten()

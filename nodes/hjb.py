@@ -34,7 +34,7 @@ from ..stableanimator_core.autograd_tools import Checkpointed, autograd_ready, s
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.face.face_crop import boxes_from_masks, boxes_to_pixels
 from ..stableanimator_core.sampling.hjb import HJBSettings, decode_windows, reference_identity, refine_x0, schedule_step
-from .host_internals import plain_video_decoder, svd_decoder
+from .host_internals import is_euler, plain_video_decoder, run_sigmas, svd_decoder, wrap_decoder_blocks
 from .sampling import CATEGORY
 from .socket_types import ARCFACE, FACE_EMBED
 from .validation import check_inputs, known, require_finite
@@ -44,27 +44,13 @@ log = logging.getLogger("StableAnimator")
 
 # ---- the differentiable decoder copy ---------------------------------------------------------------------
 
-def _wrap_blocks(decoder: nn.Module) -> None:
-    """Checkpoint the mid and up blocks (the official refined VAE checkpoints the same blocks)."""
-    for name in ("block_1", "attn_1", "block_2"):
-        if hasattr(decoder.mid, name):
-            setattr(decoder.mid, name, Checkpointed(getattr(decoder.mid, name)))
-    for level in decoder.up:
-        for i in range(len(level.block)):
-            level.block[i] = Checkpointed(level.block[i])
-        for i in range(len(level.attn)):
-            level.attn[i] = Checkpointed(level.attn[i])
-        if hasattr(level, "upsample"):
-            level.upsample = Checkpointed(level.upsample)
-
-
 def decoder_copy(vae, dtype: torch.dtype | None = None, checkpoint_blocks: bool = True):
     """A ModelPatcher around a normal-tensor copy of the SVD temporal VAE decoder (mid/up blocks checkpointed),
     on the VAE's offload device; model management moves it to the VAE's device for sampling."""
     decoder, load_device, offload, vae_dtype = svd_decoder(vae)
     net = plain_video_decoder(decoder, offload, dtype or vae_dtype)
-    if checkpoint_blocks:
-        _wrap_blocks(net)
+    if checkpoint_blocks:   # the blocks the official refined VAE checkpoints
+        wrap_decoder_blocks(net, Checkpointed)
     return comfy.model_patcher.ModelPatcher(net, load_device=load_device, offload_device=offload)
 
 
@@ -146,7 +132,7 @@ class HJBFaceOptimisation:
     def wrap_run(self, executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         """A run's state: face boxes for this run's frames and size; networks and e_ref at the first refined step."""
         frames, height, width = noise.shape[0], noise.shape[-2] * 8, noise.shape[-1] * 8
-        if getattr(getattr(sampler, "sampler_function", None), "__name__", "") != "sample_euler":
+        if not is_euler(sampler):
             log.warning("StableAnimator HJB: the official method refines Euler steps; with this sampler every model "
                         "evaluation that falls on a step of the schedule is refined")
         self.run = {"boxes": boxes_for_run(self.masks, frames, height, width), "parts": None}
@@ -185,7 +171,7 @@ class HJBFaceOptimisation:
         denoised = args["denoised"]
         if self.run is None:
             return denoised
-        schedule = args["model_options"].get("transformer_options", {}).get("sample_sigmas")
+        schedule = run_sigmas(args["model_options"])
         step = schedule_step(schedule, args["sigma"])
         if step is None or not self.settings.active(step):
             return denoised

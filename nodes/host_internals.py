@@ -79,6 +79,22 @@ def plain_video_decoder(decoder, device, dtype) -> torch.nn.Module:
     return net.eval().requires_grad_(False)
 
 
+def wrap_decoder_blocks(decoder, wrap) -> None:
+    """Replace the decoder's mid blocks and every up-level block, attention and upsampler by wrap(block)."""
+    try:
+        for name in ("block_1", "attn_1", "block_2"):
+            setattr(decoder.mid, name, wrap(getattr(decoder.mid, name)))
+        for level in decoder.up:
+            for i in range(len(level.block)):
+                level.block[i] = wrap(level.block[i])
+            for i in range(len(level.attn)):
+                level.attn[i] = wrap(level.attn[i])
+            if hasattr(level, "upsample"):
+                level.upsample = wrap(level.upsample)
+    except AttributeError as e:
+        raise _changed("the mid / up block layout of temporal_ae.VideoDecoder", e) from None
+
+
 # ---- 2. Context windows (the official windows are an IndexListContextHandler) -------------------------------
 # 0.3.75 has two bugs along frames (dim 0) that newer ComfyUI fixes: set_step compares the whole per-frame
 # timestep with the schedule (a shape error for a video) and raises between schedule points (dpm_2, heun); and
@@ -147,9 +163,20 @@ def cond_with(cond, tensor: torch.Tensor):
         raise _changed("comfy.conds.CONDRegular._copy_with", e) from None
 
 
-# ---- 3. The guider seen from an OUTER_SAMPLE wrapper (the run checks) ---------------------------------------
+# ---- 3. The sampling run seen from patches and wrappers (HJB, the run checks) --------------------------------
 # Internal: the executor's `class_obj` is the CFGGuider, whose `model_patcher` and `conds` (the conditioning
-# lists by name, already converted) are attributes without an accessor.
+# lists by name, already converted) are attributes without an accessor; the run's sigmas are
+# transformer_options["sample_sigmas"]; a KSAMPLER's k-diffusion function is `sampler_function`.
+
+def run_sigmas(model_options: dict):
+    """The sigmas of the running sampler (set by CFGGuider for the run), or None outside a run."""
+    return model_options.get("transformer_options", {}).get("sample_sigmas")
+
+
+def is_euler(sampler) -> bool:
+    """Whether a sampler object is core's plain Euler (KSAMPLER around k_diffusion's sample_euler)."""
+    return getattr(getattr(sampler, "sampler_function", None), "__name__", "") == "sample_euler"
+
 
 def guider_model_and_conds(executor):
     """(ModelPatcher, {"positive": [...], "negative": [...]}) of the guider an OUTER_SAMPLE wrapper runs in."""
