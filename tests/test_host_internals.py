@@ -101,15 +101,19 @@ def test_guider_internals_fail_loudly(internals):
 def test_decoder_block_layout(internals):
     vae = svd_vae(small=True, seed=2)
     copy = internals.plain_video_decoder(vae.first_stage_model.decoder, torch.device("cpu"), torch.float32)
+    from comfy.ldm.modules.diffusionmodules.model import AttnBlock, Upsample
+    from comfy.ldm.modules.temporal_ae import VideoResBlock
     wrapped = []
 
     def wrap(block):
-        wrapped.append(type(block).__name__)
+        wrapped.append(VideoResBlock if isinstance(block, VideoResBlock) else AttnBlock if isinstance(block, AttnBlock)
+                       else Upsample if isinstance(block, Upsample) else type(block))
         return block
     internals.wrap_decoder_blocks(copy, wrap)
     levels = len(copy.up)
-    assert wrapped[:3] == ["VideoResBlock", "AttnBlock", "VideoResBlock"]
-    assert wrapped.count("Upsample") == levels - 1 and wrapped.count("VideoResBlock") == 2 + levels * 2
+    assert wrapped[:3] == [VideoResBlock, AttnBlock, VideoResBlock]
+    assert wrapped.count(Upsample) == levels - 1 and wrapped.count(VideoResBlock) == 2 + levels * 2
+    assert len(wrapped) == 3 + levels * 2 + levels - 1
     with pytest.raises(Exception, match="mid / up block layout"):
         internals.wrap_decoder_blocks(torch.nn.Module(), wrap)
 

@@ -343,8 +343,11 @@ def cfg_zero_star_x0(x, cond, uncond, scale):
 
 @pytest.mark.parametrize("node", ["RescaleCFG", "CFGZeroStar"])
 def test_guidance_on_the_fused_video_equals_its_formula(mods, pipeline, node):
-    """One step to sigma 0 returns the guided x0. The fused cond/uncond x0 of the plain windowed MODEL are read
-    at that step; the node's guidance computed here from them must be what the Sampler returns."""
+    """One Euler step from sigma 2 to 0 returns the guided x0 (in the latent's units). The fused cond/uncond x0 of
+    the plain windowed MODEL are read at that step; the node's guidance computed here from them must be what the
+    guided windowed MODEL returns."""
+    import comfy.sample
+    import comfy.samplers
     model, positive, negative, latent, _ = pipeline
     m = windowed(mods, model)
     seen = {}
@@ -353,12 +356,16 @@ def test_guidance_on_the_fused_video_equals_its_formula(mods, pipeline, node):
         seen.update({k: args[k].clone() for k in ("input", "sigma", "cond_denoised", "uncond_denoised")})
         return args["denoised"]
 
+    def one_step(mp):
+        noise = comfy.sample.prepare_noise(latent["samples"], SEED)
+        return comfy.sample.sample_custom(mp, noise, 3.0, comfy.samplers.sampler_object("euler"), torch.tensor([2.0, 0.0]),
+                                          positive, negative, latent["samples"], seed=SEED)
+
     probe = m.clone()
     probe.set_model_sampler_post_cfg_function(record)
     with torch.inference_mode():
-        mods[0].run_sampler(probe, positive, negative, latent, 0, 1, 3.0, 3.0, "euler", "karras", 1.0)
-        got = mods[0].run_sampler(GUIDANCE_NODES[node](m), positive, negative, latent, 0, 1, 3.0, 3.0, "euler",
-                                  "karras", 1.0)["samples"]
+        one_step(probe)
+        got = one_step(GUIDANCE_NODES[node](m))
     x, c, u = seen["input"], seen["cond_denoised"], seen["uncond_denoised"]
     assert x.shape[0] == FRAMES   # the whole fused video
     if node == "RescaleCFG":
@@ -366,6 +373,8 @@ def test_guidance_on_the_fused_video_equals_its_formula(mods, pipeline, node):
     else:
         want = cfg_zero_star_x0(x, c, u, 3.0)
     plain_cfg = u + 3.0 * (c - u)
+    want = model.model.process_latent_out(want)   # the sampler returns latents in the LATENT's units
+    plain_cfg = model.model.process_latent_out(plain_cfg)
     print(f"{node}: vs formula {relative_error(got, want):.2e}; formula vs plain CFG {relative_error(want, plain_cfg):.2e}")
     assert relative_error(want, plain_cfg) > 1e-3
     assert relative_error(got, want) <= 1e-5
