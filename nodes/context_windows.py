@@ -12,6 +12,7 @@ import comfy.context_windows as cw
 
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.sampling.windows import triangle_weights, window_indices, window_problem
+from .host_internals import cond_with, core_set_step_handles_video, core_slices_frame_conds, record_step, run_sigmas
 
 
 def official_schedule(frames: int, handler: cw.IndexListContextHandler, model_options: dict) -> list[list[int]]:
@@ -33,31 +34,46 @@ class StableAnimatorWindows(cw.IndexListContextHandler):
         super().__init__(self.SCHEDULE, self.FUSE, context_length=window, context_overlap=overlap, dim=0)
 
     def set_step(self, timestep, model_options):
-        """Core compares the whole per-frame timestep with the schedule (which fails along frames) and raises for
-        evaluations between schedule points (dpm_2, heun). The official schedule does not depend on the step, so
-        the step is only recorded, for callbacks that read it."""
-        sigmas = model_options.get("transformer_options", {}).get("sample_sigmas")
-        if sigmas is not None:
-            matches = torch.isclose(sigmas, timestep.flatten()[0].to(sigmas), rtol=1e-4).nonzero().flatten()
-            if len(matches):
-                self._step = int(matches[0])
+        """ComfyUI 0.3.75's set_step compares the whole per-frame timestep with the schedule (which fails along
+        frames) and raises for evaluations between schedule points (dpm_2, heun). Where core does that, the step
+        is only recorded here (the official schedule does not depend on it); where core is fixed, core's runs."""
+        if core_set_step_handles_video():
+            return super().set_step(timestep, model_options)
+        step = schedule_step_of(timestep, model_options)
+        if step is not None:
+            record_step(self, step)
 
     def get_resized_cond(self, cond_in, x_in, window, device=None):
-        """Core's version slices per-frame tensors inside model_conds only for dim >= 1 (0.3.75 tests
-        `ndim < dim`), so along frames (dim 0) the pose frames, SVD's concat latent and adm vector would reach
-        every window whole. Slice every model_cond whose first dimension is the video's frame count."""
+        """ComfyUI 0.3.75 slices per-frame tensors inside model_conds only for dim >= 1 (it tests `ndim < dim`), so
+        along frames (dim 0) the pose frames, SVD's concat latent and adm vector would reach every window whole.
+        Where core does that, every model_cond whose first dimension is the frame count is sliced here; where
+        core slices them itself, core's result is used as it is."""
         resized = super().get_resized_cond(cond_in, x_in, window, device)
-        if resized is None:
-            return None
-        frames = x_in.size(0)
-        for cond in resized:
-            model_conds = dict(cond.get("model_conds", {}))
-            for name, value in model_conds.items():
-                tensor = getattr(value, "cond", None)
-                if isinstance(tensor, torch.Tensor) and tensor.ndim > 0 and tensor.size(0) == frames:
-                    model_conds[name] = value._copy_with(window.get_tensor(tensor, device))
-            cond["model_conds"] = model_conds
-        return resized
+        if resized is None or core_slices_frame_conds():
+            return resized
+        return slice_frame_conds(resized, x_in.size(0), window, device)
+
+
+def schedule_step_of(timestep, model_options):
+    """Index in the run's sigmas of the first frame's timestep, None between schedule points or without sigmas."""
+    sigmas = run_sigmas(model_options)
+    if sigmas is None:
+        return None
+    matches = torch.isclose(sigmas, timestep.flatten()[0].to(sigmas), rtol=1e-4).nonzero().flatten()
+    return int(matches[0]) if len(matches) else None
+
+
+def slice_frame_conds(resized: list, frames: int, window, device=None) -> list:
+    """The workaround for hosts whose get_resized_cond leaves dim-0 model_conds whole: slice each model_cond
+    whose first dimension is the video's frame count to the window's frames."""
+    for cond in resized:
+        model_conds = dict(cond.get("model_conds", {}))
+        for name, value in model_conds.items():
+            tensor = getattr(value, "cond", None)
+            if isinstance(tensor, torch.Tensor) and tensor.ndim > 0 and tensor.size(0) == frames:
+                model_conds[name] = cond_with(value, window.get_tensor(tensor, device))
+        cond["model_conds"] = model_conds
+    return resized
 
 
 def set_windows(model, window: int, overlap: int) -> None:

@@ -14,28 +14,27 @@ The node returns a clone of the MODEL with
 Why a copy of the decoder, and why weights may be re-created: ComfyUI runs nodes under
 torch.inference_mode(), so tensors a node creates or moves (ModelPatcher moving weights to the GPU included)
 are inference tensors, which autograd refuses to save for backward even inside inference_mode(False).
-The copy is built with normal tensors; at the start of a run, weights that a load under inference mode
-turned into inference tensors are replaced by normal clones (same device, dtype and values).
+The copy is a new decoder built from the VAE's weights as normal tensors (host_internals.plain_video_decoder);
+at the start of a run, weights that a load under inference mode turned into inference tensors are replaced by normal clones (same device, dtype and values).
 """
 from __future__ import annotations
 
-import copy
 import logging
-import weakref
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 import comfy.model_management as mm
 import comfy.model_patcher
 import comfy.patcher_extension
 from comfy_api.latest import io
 
+from ..stableanimator_core.autograd_tools import Checkpointed, autograd_ready, saved_activation_bytes, set_checkpointing
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.face.face_crop import boxes_from_masks, boxes_to_pixels
 from ..stableanimator_core.sampling.hjb import HJBSettings, decode_windows, reference_identity, refine_x0, schedule_step
+from .host_internals import is_euler, plain_video_decoder, run_sigmas, svd_decoder, wrap_decoder_blocks
 from .sampling import CATEGORY
 from .socket_types import ARCFACE, FACE_EMBED
 from .validation import check_inputs, known, node_name, require_finite
@@ -45,99 +44,14 @@ log = logging.getLogger("StableAnimator")
 
 # ---- the differentiable decoder copy ---------------------------------------------------------------------
 
-class _Checkpointed(nn.Module):
-    """Runs the wrapped block under torch.utils.checkpoint when enabled and its input needs a gradient: only
-    the block's inputs are kept, its activations are recomputed during backward."""
-
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner = inner
-        self.enabled = True
-
-    def forward(self, *args, **kwargs):
-        if self.enabled and torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
-            return checkpoint(self.inner, *args, use_reentrant=False, **kwargs)
-        return self.inner(*args, **kwargs)
-
-
-def set_checkpointing(net: nn.Module, enabled: bool) -> None:
-    for m in net.modules():
-        if isinstance(m, _Checkpointed):
-            m.enabled = enabled
-
-
-def saved_activation_bytes(module: nn.Module, x: torch.Tensor) -> int:
-    """Bytes that autograd keeps for backward when module(x) runs with x requiring a gradient: one forward
-    whose saved tensors are counted (each storage once, the module's own weights and buffers excluded) and
-    dropped at once, so measuring costs no more memory than an inference pass. Dropped tensors free their
-    memory, which later tensors may reuse: an address counts again once the tensor seen there is gone."""
-    resident = {t.untyped_storage().data_ptr() for t in list(module.parameters()) + list(module.buffers())}
-    live: dict[int, tuple] = {}   # address -> (weak reference to the tensor seen there, its storage's bytes)
-    total = 0
-
-    def pack(t):
-        nonlocal total
-        address = t.untyped_storage().data_ptr()
-        if address in resident:
-            return None
-        seen = live.get(address)
-        if seen is None or seen[0]() is None:   # new memory, or memory freed and reused since
-            live[address] = (weakref.ref(t), t.untyped_storage().nbytes())
-            total += live[address][1]
-        return None
-
-    with torch.inference_mode(False), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda _: None):
-        module(x.detach().clone().requires_grad_(True))
-    return total
-
-
-def _wrap_blocks(decoder: nn.Module) -> None:
-    """Checkpoint the mid and up blocks (the official refined VAE checkpoints the same blocks)."""
-    for name in ("block_1", "attn_1", "block_2"):
-        if hasattr(decoder.mid, name):
-            setattr(decoder.mid, name, _Checkpointed(getattr(decoder.mid, name)))
-    for level in decoder.up:
-        for i in range(len(level.block)):
-            level.block[i] = _Checkpointed(level.block[i])
-        for i in range(len(level.attn)):
-            level.attn[i] = _Checkpointed(level.attn[i])
-        if hasattr(level, "upsample"):
-            level.upsample = _Checkpointed(level.upsample)
-
-
-def _normal_copy(module: nn.Module, device, dtype) -> nn.Module:
-    """deepcopy with every parameter and buffer re-created as a normal tensor on device (float ones in dtype)."""
-    memo = {}
-    with torch.inference_mode(False):
-        for t in list(module.parameters()) + list(module.buffers()):
-            data = t.detach().to(device=device, dtype=dtype if t.is_floating_point() else t.dtype, copy=True)
-            memo[id(t)] = nn.Parameter(data, requires_grad=False) if isinstance(t, nn.Parameter) else data
-        out = copy.deepcopy(module, memo)
-    for m in out.modules():  # plain forward unless ComfyUI's low-VRAM load asks its ops to cast again
-        if hasattr(m, "comfy_cast_weights"):
-            m.comfy_cast_weights = False
-            m.weight_function = []
-            m.bias_function = []
-            if hasattr(m, "prev_comfy_cast_weights"):
-                del m.prev_comfy_cast_weights
-    return out.eval().requires_grad_(False)
-
-
 def decoder_copy(vae, dtype: torch.dtype | None = None, checkpoint_blocks: bool = True):
     """A ModelPatcher around a normal-tensor copy of the SVD temporal VAE decoder (mid/up blocks checkpointed),
     on the VAE's offload device; model management moves it to the VAE's device for sampling."""
-    from comfy.ldm.modules.temporal_ae import VideoDecoder
-
-    decoder = getattr(getattr(vae, "first_stage_model", None), "decoder", None)
-    if not isinstance(decoder, VideoDecoder):
-        raise StableAnimatorError("HJB face optimisation needs SVD's temporal VAE (the VAE of svd_xt.safetensors); "
-                                  f"this VAE's decoder is {type(decoder).__name__}. Connect the VAE from the "
-                                  "Load Animator Models.")
-    offload = vae.patcher.offload_device
-    net = _normal_copy(decoder, offload, dtype or vae.vae_dtype)
-    if checkpoint_blocks:
-        _wrap_blocks(net)
-    return comfy.model_patcher.ModelPatcher(net, load_device=torch.device(vae.device), offload_device=offload)
+    decoder, load_device, offload, vae_dtype = svd_decoder(vae)
+    net = plain_video_decoder(decoder, offload, dtype or vae_dtype)
+    if checkpoint_blocks:   # the blocks the official refined VAE checkpoints
+        wrap_decoder_blocks(net, Checkpointed)
+    return comfy.model_patcher.ModelPatcher(net, load_device=load_device, offload_device=offload)
 
 
 def decode_function(patcher):
@@ -151,20 +65,6 @@ def decode_function(patcher):
 
     decode.module = net
     return decode
-
-
-def autograd_ready(module: nn.Module) -> nn.Module:
-    """Replace weights that are inference tensors (moved by a load under inference mode) by normal clones,
-    so autograd can differentiate through the module. Values, devices and dtypes are unchanged."""
-    with torch.inference_mode(False):
-        for m in module.modules():
-            for name, p in list(m.named_parameters(recurse=False)):
-                if p.is_inference():
-                    setattr(m, name, nn.Parameter(p.detach().clone(), requires_grad=False))
-            for name, b in list(m.named_buffers(recurse=False)):
-                if b is not None and b.is_inference():
-                    setattr(m, name, b.detach().clone())
-    return module.eval().requires_grad_(False)
 
 
 # ---- per-run inputs --------------------------------------------------------------------------------------
@@ -239,7 +139,7 @@ class HJBFaceOptimisation:
     def wrap_run(self, executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         """A run's state: face boxes for this run's frames and size; networks and e_ref at the first refined step."""
         frames, height, width = noise.shape[0], noise.shape[-2] * 8, noise.shape[-1] * 8
-        if getattr(getattr(sampler, "sampler_function", None), "__name__", "") != "sample_euler":
+        if not is_euler(sampler):
             log.warning("StableAnimator HJB: the official method refines Euler steps; with this sampler every model "
                         "evaluation that falls on a step of the schedule is refined")
         self.run = {"boxes": boxes_for_run(self.masks, frames, height, width), "parts": None}
@@ -278,7 +178,7 @@ class HJBFaceOptimisation:
         denoised = args["denoised"]
         if self.run is None:
             return denoised
-        schedule = args["model_options"].get("transformer_options", {}).get("sample_sigmas")
+        schedule = run_sigmas(args["model_options"])
         step = schedule_step(schedule, args["sigma"])
         if step is None or not self.settings.active(step):
             return denoised

@@ -22,6 +22,7 @@ from comfy.ldm.modules.attention import optimized_attention
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.model.id_attention import IDCrossAttention
 from .context_windows import StableAnimatorWindows, set_windows
+from .host_internals import guider_run_parts
 
 WRAPPER_KEY = "stableanimator"
 POSE_FEATURES = "stableanimator_pose_features"
@@ -122,16 +123,16 @@ def check_context_handler(model_options: dict) -> None:
 
 
 def is_applied(model) -> bool:
-    return WRAPPER_KEY in model.wrappers.get(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, {})
+    return bool(model.get_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY))
 
 
 def run_checks(executor, noise, *args, **kwargs):
-    guider = executor.class_obj
-    if not is_applied(guider.model_patcher):
+    model_patcher, model_options, conds = guider_run_parts(executor)
+    if not is_applied(model_patcher):
         raise StableAnimatorError("this conditioning comes from Animator Conditioning but the MODEL has no "
                                   "StableAnimator patches: connect the MODEL through Apply Animator before the sampler")
-    check_context_handler(guider.model_options)
-    check_pose_frames(guider.conds, noise)
+    check_context_handler(model_options)
+    check_pose_frames(conds, noise)
     return executor(noise, *args, **kwargs)
 
 

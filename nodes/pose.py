@@ -8,7 +8,7 @@ import torch
 from comfy_api.latest import io
 
 from ..stableanimator_core.pose.dwpose_estimate import DETECTOR_FILE, POSE_FILE, load_dwpose
-from ..stableanimator_core.compat import RENAMED_OPTIONS
+from ..stableanimator_core.renamed_options import RENAMED_OPTIONS
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.image_ops import to_rgb
 from ..stableanimator_core.onnx_providers import CHOICES as PROVIDERS, CHOICES_HELP as PROVIDER_HELP, providers_for

@@ -5,8 +5,9 @@ official windows as ComfyUI context windows; StableAnimator HJB: the face optimi
 function), so a core KSampler or SamplerCustomAdvanced samples it too. What the Sampler adds:
 - the official initial noise: one window's worth, repeated over the video;
 - the official per-frame guidance (cfg_min at the first frame rising linearly to cfg_max at the last) as a
-  sampler_cfg_function, the way core's VideoLinearCFGGuidance does it.
+  sampler_cfg_function, core's VideoLinearCFGGuidance formula (tests/test_sampler.py checks they are equal).
 Schedules, samplers and denoise follow KSampler exactly (comfy.sample.sample).
+The official noise is also a NOISE node (Animator Noise), for SamplerCustomAdvanced.
 """
 import torch
 
@@ -48,10 +49,22 @@ def with_per_frame_cfg(model, cfg_min: float, cfg_max: float):
     return m
 
 
+class PeriodicNoise:
+    """A NOISE for SamplerCustomAdvanced (core's interface: `seed` and generate_noise(latent dict)): the latent's
+    seeded noise as KSampler makes it, with its first `window` frames repeated over the video (official)."""
+
+    def __init__(self, seed: int, window: int = 16):
+        self.seed, self.window = seed, window
+
+    def generate_noise(self, input_latent: dict) -> torch.Tensor:
+        noise = comfy.sample.prepare_noise(input_latent["samples"], self.seed, input_latent.get("batch_index"))
+        return periodic_noise(noise, self.window)
+
+
 def run_sampler(model, positive, negative, latent, seed, steps, cfg_min, cfg_max, sampler_name, scheduler, denoise):
     samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
     # Official initial noise: one window's worth, repeated over the video.
-    noise = periodic_noise(comfy.sample.prepare_noise(samples, seed, latent.get("batch_index")), window_length(model))
+    noise = PeriodicNoise(seed, window_length(model)).generate_noise({**latent, "samples": samples})
     model = with_per_frame_cfg(model, cfg_min, cfg_max)
     out = comfy.sample.sample(model, noise, steps, cfg_max, sampler_name, scheduler, positive, negative, samples,
                               denoise=denoise, noise_mask=latent.get("noise_mask"),
@@ -106,6 +119,34 @@ class StableAnimatorSampler(io.ComfyNode):
                                          scheduler, denoise))
 
 
+class StableAnimatorNoise(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="StableAnimatorNoise",
+            display_name="Animator Noise",
+            category=CATEGORY,
+            description="The official StableAnimator initial noise as a NOISE for SamplerCustomAdvanced: the seeded "
+                        "noise of one window, repeated over the video (the Animator Sampler makes the same noise).",
+            inputs=[
+                io.Int.Input("noise_seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                             tooltip="Seed of the noise (official scripts: 23123134); the same seed as the Animator "
+                                     "Sampler's gives the same noise."),
+                io.Int.Input("window", default=16, min=1, max=1024,
+                             tooltip="Period in frames: the window of Apply Animator (official: 16)."),
+            ],
+            outputs=[io.Noise.Output(display_name="NOISE", tooltip="For SamplerCustomAdvanced's noise input.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, **values):
+        return check_inputs(cls, values)
+
+    @classmethod
+    def execute(cls, noise_seed, window) -> io.NodeOutput:
+        return io.NodeOutput(PeriodicNoise(noise_seed, window))
+
+
 class StableAnimatorDecode(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -139,4 +180,4 @@ class StableAnimatorDecode(io.ComfyNode):
         return io.NodeOutput(torch.cat(frames))
 
 
-NODES = [StableAnimatorSampler, StableAnimatorDecode]
+NODES = [StableAnimatorSampler, StableAnimatorNoise, StableAnimatorDecode]

@@ -6,7 +6,6 @@ ANIMATOR = io.Custom("STABLEANIMATOR_ANIMATOR")            # PoseNet + face enco
 FACE_ANALYSIS = io.Custom("STABLEANIMATOR_FACE_ANALYSIS")  # insightface antelopev2 detector + recogniser
 FACE_EMBED = io.Custom("STABLEANIMATOR_FACE_EMBED")        # 512-d embeddings, boxes, landmarks
 ARCFACE = io.Custom("STABLEANIMATOR_ARCFACE")              # differentiable iresnet100 (ModelPatcher)
-HJB = io.Custom("STABLEANIMATOR_HJB")                      # HJB face optimisation settings and inputs
 DWPOSE = io.Custom("STABLEANIMATOR_DWPOSE")                # DWPose detector + pose estimator
 POSE_KEYPOINT = io.Custom("POSE_KEYPOINT")                 # comfyui_controlnet_aux's keypoint format
 BOXES = io.Custom("STABLEANIMATOR_BOXES")                  # per-frame face boxes

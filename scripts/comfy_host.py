@@ -89,10 +89,10 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
     the current options and would drop it."""
     import importlib.util
     from autograph import Flow, NodeInfo
-    spec = importlib.util.spec_from_file_location("sa_compat", REPO / "stableanimator_core" / "compat.py")
-    compat = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compat)
-    ui = compat.migrate_workflow(ui)
+    spec = importlib.util.spec_from_file_location("sa_renamed_options", REPO / "stableanimator_core" / "renamed_options.py")
+    renamed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(renamed)
+    ui = renamed.migrate_workflow(ui)
     api = json.loads(Flow(ui, node_info=NodeInfo(object_info)).convert().to_json())
     return {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in api.items()}
 

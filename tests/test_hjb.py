@@ -8,6 +8,7 @@ import importlib
 import pytest
 import torch
 
+from fixtures import hjb_oracle
 from fixtures.hjb_models import centred_arcface as _centred_arcface, svd_vae as _svd_vae
 
 LATENT_SCALE = 0.18215
@@ -236,6 +237,53 @@ def test_steps_outside_the_range_are_untouched_and_lr_schedule(mods, arcface, sc
     assert settings.learning_rate(0, 25) == pytest.approx(0.1)
     assert settings.learning_rate(10, 25) == pytest.approx(0.06)
     assert settings.learning_rate(20, 25) == pytest.approx(0.02)
+
+
+def test_refine_x0_at_a_later_step_equals_the_independent_official_hjb(mods, small_vae, arcface, scene):
+    """Step 10 of 25 (learning rate 0.06), whole frames in clips of 2, 3 Adam iterations, against
+    fixtures/hjb_oracle (the official algorithm, none of the pack's HJB code). The decoder's output is
+    amplified so that a good share of the face pixels leaves [-1, 1]: the postprocess clamp matters."""
+    hjb, _ = mods
+    x0, ref = scene
+    net = hjb_oracle.plain_small_decoder(small_vae)
+    with torch.no_grad():
+        crops = torch.cat([hjb_oracle.face_crop(f, b) for f, b in zip(net(x0 / LATENT_SCALE), BOXES.tolist())])
+        offset, gain = float(crops.mean()), float(1.0 / crops.std())   # about a third of the pixels beyond +-1
+
+    def decode(z):
+        return (net(z) - offset) * gain
+
+    with torch.no_grad():
+        crops = torch.cat([hjb_oracle.face_crop(f, b) for f, b in zip(decode(x0 / LATENT_SCALE), BOXES.tolist())])
+    saturated = float((crops.abs() > 1).float().mean())
+    assert 0.1 < saturated < 0.9, saturated
+    settings = hjb.HJBSettings(iterations=3, chunk=2, full_frame=True)
+    with torch.inference_mode():
+        got, _ = hjb.refine_x0(x0.clone(), 10, 25, decode, arcface, ref.clone(), BOXES, settings)
+    want = hjb_oracle.refine(x0, 10, 25, decode, arcface, ref, BOXES.tolist(), lr0=0.1, iterations=3, chunk=2)
+    effect, apart = (want - x0).norm(), (got - want).norm()
+    print(f"\nstep 10/25: {saturated:.0%} of face pixels clamped; pack vs oracle {apart / effect:.2e} of the change")
+    assert apart < 1e-3 * effect, float(apart / effect)
+
+
+def test_decoded_pixels_are_clamped_as_the_official_postprocess(mods):
+    hjb, _ = mods
+    raw = torch.linspace(-3, 3, 2 * 3 * 4 * 4).reshape(2, 3, 4, 4)
+    got = hjb._decode_pixels(lambda z: raw, torch.zeros(2, 4, 1, 1))
+    torch.testing.assert_close(got, ((raw + 1) / 2).clamp(0, 1) * 2 - 1, rtol=0, atol=0)
+    assert float(got.min()) == -1.0 and float(got.max()) == 1.0
+
+
+def test_schedule_step_maps_a_sigma_to_its_index_in_the_schedule(mods):
+    hjb, _ = mods
+    sigmas = torch.tensor([14.61, 5.0, 1.0, 0.0292, 0.0])
+    assert hjb.schedule_step(sigmas, torch.tensor([14.61])) == 0
+    assert hjb.schedule_step(sigmas, torch.full((7,), 5.0)) == 1          # per-frame sigma of a video
+    assert hjb.schedule_step(sigmas, 1.0 * (1 + 1e-6)) == 2               # float rounding of the sampler
+    assert hjb.schedule_step(sigmas, torch.tensor([0.0292])) == 3         # the last model evaluation
+    assert hjb.schedule_step(sigmas, torch.tensor([2.236])) is None       # a second-order sampler's midpoint
+    assert hjb.schedule_step(None, torch.tensor([5.0])) is None           # no schedule known
+    assert hjb.schedule_step(sigmas.double(), torch.tensor([5.0], dtype=torch.float16)) == 1
 
 
 def test_decode_windows_geometry(mods):

@@ -301,7 +301,10 @@ GUIDANCE_NODES = {
 @pytest.mark.parametrize("node", sorted(GUIDANCE_NODES))
 def test_core_guidance_nodes_compose_with_the_windows(mods, pipeline, node):
     """Each core guidance node on a windowed StableAnimator MODEL runs under the pack's Sampler and changes the
-    result (it took part), leaving it finite."""
+    result (it took part), leaving it finite. RescaleCFG and CFGZeroStar are also checked against an independent
+    computation (test_guidance_on_the_fused_video_equals_its_formula); APG (momentum across steps, norm threshold)
+    and PAG (a second UNet pass with perturbed self-attention) have no toy-size computation here that would not
+    repeat their own code, so for them this check stays "took part, finite"."""
     model, positive, negative, latent, _ = pipeline
     m = windowed(mods, model)
     with torch.inference_mode():
@@ -310,6 +313,159 @@ def test_core_guidance_nodes_compose_with_the_windows(mods, pipeline, node):
                                      "karras", 1.0)["samples"]
     assert torch.isfinite(guided).all()
     assert relative_error(guided, plain) > 1e-4
+
+
+def rescale_cfg_x0(x, sigma, cond, uncond, scale, phi):
+    """RescaleCFG (Lin et al. 2024, "Common Diffusion Noise Schedules...", Alg. 2) on x0 predictions of a
+    v-prediction model: to v, CFG, rescale each frame's guided v to the std of its conditional v, blend with phi,
+    back to x0."""
+    s = sigma.reshape(-1, 1, 1, 1)
+    a = (s * s + 1).sqrt()
+
+    def v_of(x0):
+        return (x / (s * s + 1) - x0) * a / s
+
+    v_c, v_u = v_of(cond), v_of(uncond)
+    v_cfg = v_u + scale * (v_c - v_u)
+    dims = (1, 2, 3)
+    v_rescaled = v_cfg * v_c.std(dim=dims, keepdim=True) / v_cfg.std(dim=dims, keepdim=True)
+    v = phi * v_rescaled + (1 - phi) * v_cfg
+    return x / (s * s + 1) - s / a * v
+
+
+def cfg_zero_star_x0(x, cond, uncond, scale):
+    """ComfyUI's CFG-Zero* (Fan et al. 2025, optimised scale) on x0 predictions: the unconditional prediction
+    scaled by alpha = <e_c, e_u> / |e_u|^2 per frame, with e = x - x0 the noise predictions, then CFG."""
+    e_c, e_u = (x - cond).flatten(1), (x - uncond).flatten(1)
+    alpha = ((e_c * e_u).sum(1) / ((e_u * e_u).sum(1) + 1e-8)).reshape(-1, 1, 1, 1)
+    return alpha * uncond + scale * (cond - alpha * uncond)
+
+
+@pytest.mark.parametrize("node", ["RescaleCFG", "CFGZeroStar"])
+def test_guidance_on_the_fused_video_equals_its_formula(mods, pipeline, node):
+    """One Euler step from sigma 2 to 0 returns the guided x0 (in the latent's units). The fused cond/uncond x0 of
+    the plain windowed MODEL are read at that step; the node's guidance computed here from them must be what the
+    guided windowed MODEL returns."""
+    import comfy.sample
+    import comfy.samplers
+    model, positive, negative, latent, _ = pipeline
+    m = windowed(mods, model)
+    seen = {}
+
+    def record(args):
+        seen.update({k: args[k].clone() for k in ("input", "sigma", "cond_denoised", "uncond_denoised")})
+        return args["denoised"]
+
+    def one_step(mp):
+        noise = comfy.sample.prepare_noise(latent["samples"], SEED)
+        return comfy.sample.sample_custom(mp, noise, 3.0, comfy.samplers.sampler_object("euler"), torch.tensor([2.0, 0.0]),
+                                          positive, negative, latent["samples"], seed=SEED)
+
+    probe = m.clone()
+    probe.set_model_sampler_post_cfg_function(record)
+    with torch.inference_mode():
+        one_step(probe)
+        got = one_step(GUIDANCE_NODES[node](m))
+    x, c, u = seen["input"], seen["cond_denoised"], seen["uncond_denoised"]
+    assert x.shape[0] == FRAMES   # the whole fused video
+    if node == "RescaleCFG":
+        want = rescale_cfg_x0(x, seen["sigma"], c, u, 3.0, 0.7)
+    else:
+        want = cfg_zero_star_x0(x, c, u, 3.0)
+    plain_cfg = u + 3.0 * (c - u)
+    want = model.model.process_latent_out(want)   # the sampler returns latents in the LATENT's units
+    plain_cfg = model.model.process_latent_out(plain_cfg)
+    print(f"{node}: vs formula {relative_error(got, want):.2e}; formula vs plain CFG {relative_error(want, plain_cfg):.2e}")
+    assert relative_error(want, plain_cfg) > 1e-3
+    assert relative_error(got, want) <= 1e-5
+
+
+def test_per_frame_cfg_is_core_video_linear_cfg_guidance(mods):
+    """The Sampler's cfg_min..cfg_max ramp is the formula of core's VideoLinearCFGGuidance (min_cfg at frame 0,
+    the sampler's cfg at the last frame)."""
+    import comfy.model_patcher
+    from comfy_extras.nodes_video_model import VideoLinearCFGGuidance
+    gen = torch.Generator().manual_seed(0)
+    args = {"cond": torch.randn(9, 4, 3, 3, generator=gen), "uncond": torch.randn(9, 4, 3, 3, generator=gen),
+            "cond_scale": 3.5}
+    holder = comfy.model_patcher.ModelPatcher(torch.nn.Linear(1, 1), torch.device("cpu"), torch.device("cpu"))
+    core = VideoLinearCFGGuidance().patch(holder, 1.25)[0].model_options["sampler_cfg_function"]
+    torch.testing.assert_close(mods[0].per_frame_cfg(1.25)(args), core(args), rtol=1e-6, atol=1e-6)
+
+
+def test_animator_noise_under_sampler_custom_advanced_equals_the_sampler(mods, pipeline):
+    """SamplerCustomAdvanced + CFGGuider + Animator Noise gives what the Animator Sampler gives (same seed,
+    steps, euler, karras, constant CFG): the official periodic noise is available to core's custom sampling."""
+    from comfy_extras import nodes_custom_sampler as custom
+    model, positive, negative, latent, _ = pipeline
+    m = windowed(mods, model)
+    with torch.inference_mode():
+        want = mods[0].run_sampler(m, positive, negative, latent, SEED, 2, 3.0, 3.0, "euler", "karras", 1.0)["samples"]
+        noise = mods[0].StableAnimatorNoise.execute(SEED, WINDOW).result[0]
+        guider = custom.CFGGuider.execute(m, positive, negative, 3.0).result[0]
+        sampler = custom.KSamplerSelect.execute("euler").result[0]
+        sigmas = custom.BasicScheduler.execute(m, "karras", 2, 1.0).result[0]
+        got = custom.SamplerCustomAdvanced.execute(noise, guider, sampler, sigmas, latent).result[0]["samples"]
+        generated = noise.generate_noise(latent)
+    assert torch.equal(generated[WINDOW:2 * WINDOW][:FRAMES - WINDOW], generated[:FRAMES - WINDOW])   # periodic
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+def fixed_set_step(self, timestep, model_options):
+    """set_step as newer ComfyUI has it (written here): the first frame's timestep, the last step kept between
+    schedule points."""
+    matches = torch.isclose(model_options["transformer_options"]["sample_sigmas"], timestep[0], rtol=1e-4).nonzero()
+    if len(matches):
+        self._step = int(matches[0])
+
+
+def test_on_a_host_without_the_context_window_bugs_core_code_runs(mods, pipeline, monkeypatch):
+    """Simulates a fixed ComfyUI: core's set_step and get_resized_cond replaced by versions without the two
+    0.3.75 bugs. The pack must then use core's code (its workarounds never run) and still match the official loop."""
+    import comfy.context_windows as cw
+    import comfy.sample
+    cwmod = mods[1]
+    core_resize = cw.IndexListContextHandler.get_resized_cond
+    calls = {"core_step": 0, "core_resize": 0, "pack_step": 0, "pack_slice": 0}
+
+    def fixed_get_resized_cond(self, cond_in, x_in, window, device=None):
+        calls["core_resize"] += 1
+        out = core_resize(self, cond_in, x_in, window, device)
+        for cond in out or []:   # dim-0 model_conds sliced, as newer core does
+            cond["model_conds"] = {k: v._copy_with(window.get_tensor(v.cond, device))
+                                   if getattr(v, "cond", None) is not None and isinstance(v.cond, torch.Tensor)
+                                   and v.cond.ndim > 0 and v.cond.size(0) == x_in.size(0) else v
+                                   for k, v in cond.get("model_conds", {}).items()}
+        return out
+
+    def counting_set_step(self, timestep, model_options):
+        calls["core_step"] += 1
+        fixed_set_step(self, timestep, model_options)
+
+    def counted(name, fn):
+        def wrapper(*a, **k):
+            calls[name] += 1
+            return fn(*a, **k)
+        return wrapper
+
+    assert not cwmod.core_set_step_handles_video() and not cwmod.core_slices_frame_conds()   # 0.3.75: the bugs
+    monkeypatch.setattr(cw.IndexListContextHandler, "set_step", counting_set_step)
+    monkeypatch.setattr(cw.IndexListContextHandler, "get_resized_cond", fixed_get_resized_cond)
+    monkeypatch.setattr(cwmod, "schedule_step_of", counted("pack_step", cwmod.schedule_step_of))
+    monkeypatch.setattr(cwmod, "slice_frame_conds", counted("pack_slice", cwmod.slice_frame_conds))
+    assert cwmod.core_set_step_handles_video() and cwmod.core_slices_frame_conds()   # the probes see the fix
+    model, positive, negative, latent, ref = pipeline
+    base = comfy.sample.prepare_noise(latent["samples"], SEED)
+    with torch.no_grad():
+        expected = official_sampling(ref, base[:WINDOW].repeat(2, 1, 1, 1)[:FRAMES], STEPS)
+    calls.update(core_step=0, core_resize=0)
+    with torch.inference_mode():
+        got = mods[0].run_sampler(windowed(mods, model), positive, negative, latent, SEED, STEPS, CFG_MIN, CFG_MAX,
+                                  "euler", "karras", 1.0)["samples"]
+    print(calls)
+    assert calls["pack_step"] == 0 and calls["pack_slice"] == 0
+    assert calls["core_step"] == STEPS and calls["core_resize"] > 0
+    check_close(got, expected, "pack sampler on a fixed host vs official loop")
 
 
 def test_nan_latent_is_refused_by_sampler_and_decode(mods, pipeline):

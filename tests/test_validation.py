@@ -49,7 +49,7 @@ def test_every_node_of_the_pack_validates_all_its_inputs(mods):
         assert spec.varkw is not None, f"{node_id}.validate_inputs does not take **kwargs"
         assert "check_inputs" in inspect.getsource(fn.__func__), node_id
         checked.append(node_id)
-    assert len(checked) == 17, checked   # 17 with Video Frames (issue 17)
+    assert len(checked) == 18, checked   # 16 + Video Frames (issue 17) + Animator Noise (issue 18)
 
 
 def test_shipped_defaults_pass_where_their_files_exist(mods):
@@ -171,7 +171,7 @@ def test_provider_choices(mods, monkeypatch):
 
 def test_renamed_options_point_at_current_options(mods):
     """Every old label maps to a label the node offers now, and the old one is no longer offered."""
-    from stableanimator_core.compat import RENAMED_OPTIONS, migrate_workflow
+    from stableanimator_core.renamed_options import RENAMED_OPTIONS, migrate_workflow
     nodes = {n.define_schema().node_id: n for n in all_nodes(mods)}
     for node_id, inputs in RENAMED_OPTIONS.items():
         schema = {i.id: i for i in nodes[node_id].define_schema().inputs}

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..compat import RENAMED_OPTIONS
+from ..renamed_options import RENAMED_OPTIONS
 from ..errors import StableAnimatorError
 from ..onnx_providers import default_providers
 from ..image_ops import to_rgb

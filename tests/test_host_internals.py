@@ -1,0 +1,129 @@
+"""The ComfyUI internals of nodes/host_internals.py, checked on the running host (ComfyUI 0.3.75): each one the pack
+reads is still there and behaves as the pack assumes; when one changes, these fail loudly (and the pack's
+accessors raise an error that names the internal instead of running wrong)."""
+import importlib
+
+import pytest
+import torch
+
+from fixtures.hjb_models import svd_vae
+
+
+@pytest.fixture(scope="module")
+def internals(pack, comfy_inprocess):
+    return importlib.import_module(pack.__name__ + ".nodes.host_internals")
+
+
+def test_written_against_0_3_75(internals):
+    assert internals.COMFYUI_VERSION == "0.3.75"
+
+
+@pytest.mark.parametrize("small", [True, False])
+def test_svd_decoder_and_its_plain_copy(internals, small):
+    """The VAE's decoder, devices and dtype are where the pack reads them, and the decoder rebuilt from its own
+    attributes holds exactly its weights (strict load) and decodes the same."""
+    from comfy.ldm.modules.temporal_ae import VideoDecoder
+    vae = svd_vae(small=small, seed=2)
+    decoder, load_device, offload, dtype = internals.svd_decoder(vae)
+    assert isinstance(decoder, VideoDecoder) and dtype == vae.vae_dtype
+    assert load_device == torch.device(vae.device) and offload == vae.patcher.offload_device
+    copy = internals.plain_video_decoder(decoder, torch.device("cpu"), torch.float32)
+    assert type(copy) is VideoDecoder and copy is not decoder
+    assert copy.state_dict().keys() == decoder.state_dict().keys()
+    z = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(copy(z), decoder(z), rtol=0, atol=1e-6)
+
+
+def test_the_copy_carries_no_runtime_state_of_comfy_ops(internals):
+    """ComfyUI's low-VRAM loading sets per-layer state on comfy.ops layers (cast flags, weight functions); the
+    copy is built from the weights alone, so such state on the VAE's decoder does not reach it."""
+    vae = svd_vae(small=True, seed=2)
+    decoder = vae.first_stage_model.decoder
+    z = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = decoder(z)
+    decoder.conv_in.comfy_cast_weights = True
+    decoder.conv_in.weight_function = [lambda w: w * 0]     # a patch that would zero the layer if it were carried
+    try:
+        copy = internals.plain_video_decoder(decoder, torch.device("cpu"), torch.float32)
+    finally:
+        del decoder.conv_in.comfy_cast_weights, decoder.conv_in.weight_function
+    with torch.no_grad():
+        torch.testing.assert_close(copy(z), want, rtol=0, atol=1e-6)
+
+
+def test_a_vae_without_the_temporal_decoder_is_refused(internals):
+    class NotSVD:
+        first_stage_model = torch.nn.Module()
+    with pytest.raises(Exception, match="needs SVD's temporal VAE"):
+        internals.svd_decoder(NotSVD())
+
+
+def test_0_3_75_still_has_the_context_window_bugs_the_pack_works_around(internals):
+    """The probes see the two bugs on this host, so the workarounds run here; on a fixed host they see the fix
+    (tests/test_sampler.py simulates one) and core's code runs."""
+    assert internals.core_set_step_handles_video() is False
+    assert internals.core_slices_frame_conds() is False
+
+
+def test_context_window_internals(internals):
+    import comfy.conds
+    handler = internals._probe_handler()
+    assert hasattr(handler, "_step")
+    internals.record_step(handler, 3)
+    assert handler._step == 3
+    cond = comfy.conds.CONDRegular(torch.ones(2))
+    copy = internals.cond_with(cond, torch.zeros(3))
+    assert type(copy) is comfy.conds.CONDRegular and torch.equal(copy.cond, torch.zeros(3))
+    window = internals._probe_window([0, 2], 3)
+    assert window.get_tensor(torch.arange(3)).tolist() == [0, 2]
+
+
+def test_guider_internals_fail_loudly(internals):
+    """The real path (an OUTER_SAMPLE wrapper inside a sampler) is exercised by the run-check tests of
+    tests/test_sampler.py; here the accessor itself, on a CFGGuider and on something else."""
+    import comfy.model_patcher
+    import comfy.samplers
+    holder = comfy.model_patcher.ModelPatcher(torch.nn.Linear(1, 1), torch.device("cpu"), torch.device("cpu"))
+
+    class Executor:
+        class_obj = comfy.samplers.CFGGuider(holder)
+    Executor.class_obj.conds = {"positive": []}    # CFGGuider.outer_sample sets it for the run
+    assert internals.guider_run_parts(Executor()) == (holder, Executor.class_obj.model_options, {"positive": []})
+
+    class Changed:
+        class_obj = object()
+    with pytest.raises(Exception, match="changed an internal StableAnimator relies on.*class_obj"):
+        internals.guider_run_parts(Changed())
+
+
+def test_decoder_block_layout(internals):
+    vae = svd_vae(small=True, seed=2)
+    copy = internals.plain_video_decoder(vae.first_stage_model.decoder, torch.device("cpu"), torch.float32)
+    from comfy.ldm.modules.diffusionmodules.model import AttnBlock, Upsample
+    from comfy.ldm.modules.temporal_ae import VideoResBlock
+    wrapped = []
+
+    def wrap(block):
+        wrapped.append(VideoResBlock if isinstance(block, VideoResBlock) else AttnBlock if isinstance(block, AttnBlock)
+                       else Upsample if isinstance(block, Upsample) else type(block))
+        return block
+    internals.wrap_decoder_blocks(copy, wrap)
+    levels = len(copy.up)
+    assert wrapped[:3] == [VideoResBlock, AttnBlock, VideoResBlock]
+    assert wrapped.count(Upsample) == levels - 1 and wrapped.count(VideoResBlock) == 2 + levels * 2
+    assert len(wrapped) == 3 + levels * 2 + levels - 1
+    with pytest.raises(Exception, match="mid / up block layout"):
+        internals.wrap_decoder_blocks(torch.nn.Module(), wrap)
+
+
+def test_sampler_internals(internals):
+    """is_euler reads KSAMPLER.sampler_function; run_sigmas is exercised in real runs by the HJB tests (HJB finds
+    its step from it: without it the pack would not match the independent HJB)."""
+    import comfy.samplers
+    assert internals.is_euler(comfy.samplers.sampler_object("euler"))
+    assert not internals.is_euler(comfy.samplers.sampler_object("heun"))
+    sigmas = torch.tensor([1.0, 0.0])
+    assert internals.run_sigmas({"transformer_options": {"sample_sigmas": sigmas}}) is sigmas
+    assert internals.run_sigmas({}) is None
