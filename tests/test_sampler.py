@@ -258,10 +258,11 @@ def test_latent_that_does_not_match_the_conditioning_is_refused(mods, pipeline):
             mods[0].run_sampler(model, positive, negative, wider, 0, 1, 3.0, 3.0, "euler", "karras", 1.0)
 
 
-def test_context_windows_that_do_not_slice_the_pose_frames_are_refused(pipeline):
-    """A context handler that, like core's in 0.3.75, does not slice model_conds along frames (here core's with its
-    per-frame timestep crash mended, as a third-party handler might be) would give every window the first frames'
-    poses. That must be an error, not a wrong video."""
+def test_context_windows_that_do_not_slice_the_pose_frames_are_refused(mods, pipeline):
+    """A context handler that, like core's in 0.3.75, does not slice model_conds along frames would give every
+    window the first frames' poses. That must be an error, not a wrong video. Another node's handler is refused
+    at run start (issue 20); the pose frames themselves refuse a handler that passes that check but hands every
+    window the whole video's frames (here the pack's windows with core's unsliced conds)."""
     import comfy.context_windows as cw
     import nodes
 
@@ -269,10 +270,20 @@ def test_context_windows_that_do_not_slice_the_pose_frames_are_refused(pipeline)
         def set_step(self, timestep, model_options):
             pass
 
+    windows = mods[1].StableAnimatorWindows
+
+    class UnslicedWindows(windows):
+        def get_resized_cond(self, cond_in, x_in, window, device=None):
+            return cw.IndexListContextHandler.get_resized_cond(self, cond_in, x_in, window, device)
+
     model, positive, negative, latent, _ = pipeline
     m = model.clone()
     m.model_options["context_handler"] = ForeignWindows(cw.get_matching_context_schedule("standard_static"),
                                                         cw.get_matching_fuse_method("pyramid"), WINDOW, OVERLAP)
+    with torch.inference_mode(), pytest.raises(Exception, match="another node's context windows"):
+        nodes.common_ksampler(m, 0, 1, 3.0, "euler", "karras", positive, negative, latent)
+    m = model.clone()
+    m.model_options["context_handler"] = UnslicedWindows(WINDOW, OVERLAP)
     with torch.inference_mode(), pytest.raises(Exception, match="do not hand StableAnimator the pose frames"):
         nodes.common_ksampler(m, 0, 1, 3.0, "euler", "karras", positive, negative, latent)
 
