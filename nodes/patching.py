@@ -17,7 +17,7 @@ import torch
 
 import comfy.hooks
 import comfy.patcher_extension
-from comfy.ldm.modules.attention import optimized_attention
+import comfy.ldm.modules.attention as comfy_attention
 
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.model.id_attention import IDCrossAttention
@@ -28,8 +28,11 @@ POSE_FEATURES = "stableanimator_pose_features"
 
 
 def host_attention(attn_precision):
+    """ComfyUI's attention, looked up at call time as core's CrossAttention does: the backend ComfyUI was started
+    with (sage, flash, xformers, PyTorch), a pack that swaps it, and transformer_options' optimized_attention_override."""
     def attention(q, k, v, heads, transformer_options):
-        return optimized_attention(q, k, v, heads, attn_precision=attn_precision, transformer_options=transformer_options)
+        return comfy_attention.optimized_attention(q, k, v, heads, attn_precision=attn_precision,
+                                                   transformer_options=transformer_options)
     return attention
 
 
