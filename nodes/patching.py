@@ -135,6 +135,10 @@ def apply_stableanimator(model, animator, id_strength: float = 1.0, pose_strengt
                          window: int = 16, overlap: int = 4):
     m = model.clone()
     install_id_adapter(m, animator.id_adapter, id_strength)
+    # ComfyUI sizes a MODEL by its module tree without object patches: count the adapter's layers too, so that
+    # load_models_gpu frees (or partially loads) for all of it. The layers themselves load, offload and cast with
+    # the UNet, since the patched tree holds them while the MODEL is loaded.
+    m.size = m.model_size() + sum(w.numel() * w.element_size() for kv in animator.id_adapter.values() for w in kv.values())
     m.set_model_input_block_patch(PoseInjection())
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY,
                            pose_wrapper(animator.pose_net, pose_strength))
