@@ -21,7 +21,9 @@ from ..stableanimator_core.model.pose_net import PoseNet
 from ..stableanimator_core.model.unet_keys import OFFICIAL_RESNET_EPS, resnet_norms_with_official_eps, split_official_unet
 
 log = logging.getLogger("StableAnimator")
-DTYPES = {"auto": None, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPES = {"auto": None, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
+          "fp8_e4m3fn": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}
+FP8 = (torch.float8_e4m3fn, torch.float8_e5m2)
 SVD_VAE_PREFIX = "first_stage_model."
 SVD_CLIP_PREFIX = "conditioner.embedders.0.open_clip.model.visual."
 
@@ -97,8 +99,15 @@ def load_unet(path: str, dtype: torch.dtype | None):
     del unet_sd
     for norm in official_eps_norms:   # numerics of the official diffusers blocks, see resnet_norms_with_official_eps
         comfy.utils.get_attr(model.diffusion_model, norm).eps = OFFICIAL_RESNET_EPS
+    # The ID adapter is stored like the to_k/to_v it parallels (fp8 too); its layers cast like the UNet's.
     adapter = {path: {k: w.to(dtype) for k, w in kv.items()} for path, kv in adapter.items()}
     return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=mm.unet_offload_device()), adapter, dtype
+
+
+def compute_dtype(model) -> torch.dtype:
+    """The dtype ComfyUI computes the UNet in: its storage dtype, or the cast dtype when it stores fp8 (or a
+    dtype the device cannot compute in)."""
+    return model.model.manual_cast_dtype or model.model.get_dtype()
 
 
 def load_module(cls, path: str, dtype: torch.dtype):
@@ -108,8 +117,13 @@ def load_module(cls, path: str, dtype: torch.dtype):
 
 
 def load_animator(unet_path, pose_net_path, face_encoder_path, dtype_name="auto"):
+    """UNet (ID adapter included) in `dtype_name` as core's UNET loader stores it: with fp8 the weights stay fp8 and
+    ComfyUI's ops cast them to the compute dtype layer by layer. PoseNet and the face encoder (about 1 % of the
+    weights) stay in the compute dtype under fp8: fp8 would save a few MB and put rounding straight onto conv_in's
+    features and the face tokens."""
     model, adapter, dtype = load_unet(unet_path, DTYPES[dtype_name])
-    animator = Animator(pose_net=load_module(PoseNet, pose_net_path, dtype),
-                        face_encoder=load_module(FaceEncoder, face_encoder_path, dtype),
-                        id_adapter=adapter, dtype=dtype)
+    small = compute_dtype(model) if dtype in FP8 else dtype
+    animator = Animator(pose_net=load_module(PoseNet, pose_net_path, small),
+                        face_encoder=load_module(FaceEncoder, face_encoder_path, small),
+                        id_adapter=adapter, dtype=small)
     return model, animator

@@ -62,7 +62,10 @@ class StableAnimatorModelLoader(io.ComfyNode):
                                tooltip="Animation/face_encoder.pth in models/stableanimator."),
                 io.Combo.Input("dtype", options=list(loading.DTYPES), default="auto",
                                tooltip="Weight precision. auto picks what ComfyUI prefers on this device "
-                                       "(fp16/bf16 on GPUs, fp32 on the CPU)."),
+                                       "(fp16/bf16 on GPUs, fp32 on the CPU). fp8_e4m3fn / fp8_e5m2 store the UNet "
+                                       "and ID adapter in 8 bits (half of fp16's memory) and compute in fp16/bf16 "
+                                       "(fp32 on the CPU), as core's Load Diffusion Model does; PoseNet and the face "
+                                       "encoder stay in the compute precision."),
             ],
             outputs=[
                 io.Model.Output(display_name="MODEL", tooltip="ComfyUI's SVD model with StableAnimator's UNet weights; "

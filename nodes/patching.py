@@ -17,7 +17,7 @@ import torch
 
 import comfy.hooks
 import comfy.patcher_extension
-from comfy.ldm.modules.attention import optimized_attention
+import comfy.ldm.modules.attention as comfy_attention
 
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.model.id_attention import IDCrossAttention
@@ -29,8 +29,11 @@ POSE_FEATURES = "stableanimator_pose_features"
 
 
 def host_attention(attn_precision):
+    """ComfyUI's attention, looked up at call time as core's CrossAttention does: the backend ComfyUI was started
+    with (sage, flash, xformers, PyTorch), a pack that swaps it, and transformer_options' optimized_attention_override."""
     def attention(q, k, v, heads, transformer_options):
-        return optimized_attention(q, k, v, heads, attn_precision=attn_precision, transformer_options=transformer_options)
+        return comfy_attention.optimized_attention(q, k, v, heads, attn_precision=attn_precision,
+                                                   transformer_options=transformer_options)
     return attention
 
 
@@ -149,6 +152,10 @@ def apply_stableanimator(model, animator, id_strength: float = 1.0, pose_strengt
                          window: int = 16, overlap: int = 4):
     m = model.clone()
     install_id_adapter(m, animator.id_adapter, id_strength)
+    # ComfyUI sizes a MODEL by its module tree without object patches: count the adapter's layers too, so that
+    # load_models_gpu frees (or partially loads) for all of it. The layers themselves load, offload and cast with
+    # the UNet, since the patched tree holds them while the MODEL is loaded.
+    m.size = m.model_size() + sum(w.numel() * w.element_size() for kv in animator.id_adapter.values() for w in kv.values())
     m.set_model_input_block_patch(PoseInjection())
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY,
                            pose_wrapper(animator.pose_net, pose_strength))

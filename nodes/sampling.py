@@ -21,7 +21,8 @@ from comfy_api.latest import io
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.sampling.windows import cfg_scales, periodic_noise
 from .context_windows import window_length
-from .validation import check_inputs, require_finite
+from .validation import check_inputs, known, require_finite
+from .vae_tiling import decode_video, tiling_problem
 
 CATEGORY = "StableAnimator"
 
@@ -155,29 +156,36 @@ class StableAnimatorDecode(io.ComfyNode):
             display_name="Decode Video",
             category=CATEGORY,
             description="Decodes a video latent with SVD's temporal VAE in clips of `chunk` frames, like the official "
-                        "decode_chunk_size (the temporal decoder smooths within a clip).",
+                        "decode_chunk_size (the temporal decoder smooths within a clip). With `tile` > 0 each clip is "
+                        "decoded in overlapping spatial tiles (all of the clip's frames together in every tile), "
+                        "which caps the decode memory on small cards.",
             inputs=[io.Vae.Input("vae", tooltip="SVD-xt's VAE (from the StableAnimator loader)."),
                     io.Latent.Input("latent", tooltip="The sampled video latent."),
                     io.Int.Input("chunk", default=4, min=1, max=128,
-                                 tooltip="Frames decoded together. Official: 4; larger is smoother and needs more memory.")],
+                                 tooltip="Frames decoded together. Official: 4; larger is smoother and needs more memory."),
+                    io.Int.Input("tile", default=0, min=0, max=4096, step=64, optional=True,
+                                 tooltip="Spatial tile size in pixels; 0 decodes whole frames (official). 256-512 "
+                                         "lowers the decode peak roughly with the tile's share of the frame; "
+                                         "tiles are blended over `tile_overlap`, so results differ slightly at seams."),
+                    io.Int.Input("tile_overlap", default=64, min=0, max=1024, step=8, optional=True,
+                                 tooltip="Pixels shared by neighbouring tiles, blended linearly. More overlap, "
+                                         "smaller seams, more work. Used only when tile > 0.")],
             outputs=[io.Image.Output(display_name="IMAGE", tooltip="The video frames.")],
         )
 
     @classmethod
     def validate_inputs(cls, **values):
-        return check_inputs(cls, values)
+        return check_inputs(cls, values, rules=[lambda v: tiling_problem(v["tile"], v["tile_overlap"])
+                                                if known(v, "tile", "tile_overlap") else None])
 
     @classmethod
-    def execute(cls, vae, latent, chunk) -> io.NodeOutput:
+    def execute(cls, vae, latent, chunk, tile=0, tile_overlap=64) -> io.NodeOutput:
         samples = require_finite(cls, "latent", latent["samples"], kind="LATENT")
+        if tiling_problem(tile, tile_overlap):
+            raise StableAnimatorError(tiling_problem(tile, tile_overlap))
         pbar = comfy.utils.ProgressBar(samples.shape[0])
-        frames = []
-        for start in range(0, samples.shape[0], chunk):
-            mm.throw_exception_if_processing_interrupted()
-            part = vae.decode(samples[start:start + chunk])
-            frames.append(part.reshape(-1, *part.shape[-3:]))
-            pbar.update_absolute(min(start + chunk, samples.shape[0]), samples.shape[0])
-        return io.NodeOutput(torch.cat(frames))
+        return io.NodeOutput(decode_video(vae, samples, chunk, tile, tile_overlap,
+                                          on_clip=lambda done: pbar.update_absolute(done, samples.shape[0])))
 
 
 NODES = [StableAnimatorSampler, StableAnimatorNoise, StableAnimatorDecode]

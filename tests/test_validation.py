@@ -123,7 +123,7 @@ def test_loader_refuses_fp8_and_traversal_before_loading(mods, tmp_path):
     with pytest.raises(mods["errors"].StableAnimatorError) as err:
         loader.validate_inputs(**values)
     message = str(err.value)
-    assert "dtype 'fp8' is not one of ['auto', 'fp32', 'fp16', 'bf16']" in message
+    assert "dtype 'fp8' is not one of ['auto', 'fp32', 'fp16', 'bf16', 'fp8_e4m3fn', 'fp8_e5m2']" in message
     assert "unet '../unet.pth' points outside the stableanimator model folder" in message
 
 
