@@ -11,7 +11,7 @@ from . import model_folders
 
 log = logging.getLogger("StableAnimator")
 
-MODULE_NAMES = ["model_nodes", "conditioning", "sampling", "hjb", "images", "pose", "face"]
+MODULE_NAMES = ["model_nodes", "conditioning", "sampling", "hjb", "images", "video", "pose", "face"]
 # import name -> what to install, for the log line
 PACKAGES = {"cv2": "opencv-python", "onnxruntime": "onnxruntime (or onnxruntime-gpu)", "onnx": "onnx",
             "insightface": "insightface", "safetensors": "safetensors"}

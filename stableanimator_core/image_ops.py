@@ -66,3 +66,54 @@ def resize_lanczos(images: torch.Tensor, width: int, height: int) -> torch.Tenso
             res = res[..., None]
         out.append(torch.from_numpy(res.copy()))
     return torch.stack(out).to(images.dtype).div(255).to(images.device)
+
+
+# How an image of another shape is brought to width x height. Stretch is what the official pipeline does.
+FITS = ("stretch", "crop", "pad")
+PAD_VALUE = 0.0   # black bars: the pose renders' background is black, so padded pose frames stay valid renders
+
+
+def fit_plan(src_w: int, src_h: int, width: int, height: int, fit: str) -> tuple[int, int, int, int]:
+    """Where an src_w x src_h image goes in a width x height frame: (scaled_w, scaled_h, x, y).
+
+    stretch: scaled to exactly width x height (x = y = 0).
+    crop: scaled to cover the frame keeping its aspect; (x, y) is the top-left corner of the centred
+          width x height window inside the scaled image.
+    pad: scaled to fit inside the frame keeping its aspect; (x, y) is where the scaled image sits on the
+         width x height canvas (bars of PAD_VALUE around it).
+    """
+    if fit not in FITS:
+        raise StableAnimatorError(f"fit '{fit}' is not one of {list(FITS)}")
+    if src_w <= 0 or src_h <= 0:
+        raise StableAnimatorError(f"cannot fit an image of {src_w}x{src_h} pixels")
+    if fit == "stretch":
+        return width, height, 0, 0
+    if fit == "crop":
+        s = max(width / src_w, height / src_h)
+        sw, sh = max(width, round(src_w * s)), max(height, round(src_h * s))
+        return sw, sh, (sw - width) // 2, (sh - height) // 2
+    s = min(width / src_w, height / src_h)
+    sw, sh = min(width, max(1, round(src_w * s))), min(height, max(1, round(src_h * s)))
+    return sw, sh, (width - sw) // 2, (height - sh) // 2
+
+
+def place(scaled: torch.Tensor, width: int, height: int, fit: str, x: int, y: int) -> torch.Tensor:
+    """The second half of fit_plan for (B,h,w,C) images already scaled to (scaled_h, scaled_w): crop the
+    window or pad onto the canvas. Works on torch tensors; the video reader does the same on numpy arrays."""
+    if fit == "crop":
+        return scaled[:, y:y + height, x:x + width]
+    if fit == "pad":
+        b, sh, sw, c = scaled.shape
+        out = scaled.new_full((b, height, width, c), PAD_VALUE)
+        out[:, y:y + sh, x:x + sw] = scaled
+        return out
+    return scaled
+
+
+def resize_fit(images: torch.Tensor, width: int, height: int, fit: str = "stretch",
+               method: str = "lanczos") -> torch.Tensor:
+    """Bring (B,H,W,C) images to width x height by stretch, crop or pad (see fit_plan), resampling with
+    Lanczos (the official reference preprocessing) or an interpolate mode (bicubic, bilinear, nearest)."""
+    sw, sh, x, y = fit_plan(images.shape[2], images.shape[1], width, height, fit)
+    scaled = resize_lanczos(images, sw, sh) if method == "lanczos" else resize_stretch(images, sw, sh, mode=method)
+    return place(scaled, width, height, fit, x, y)
