@@ -89,6 +89,24 @@ async (id) => {
 """
 
 
+_PLAYWRIGHT = {"driver": None, "users": 0}   # one Playwright per process: two frontends share it
+
+
+def _playwright_start():
+    from playwright.sync_api import sync_playwright
+    if _PLAYWRIGHT["driver"] is None:
+        _PLAYWRIGHT["driver"] = sync_playwright().start()
+    _PLAYWRIGHT["users"] += 1
+    return _PLAYWRIGHT["driver"]
+
+
+def _playwright_stop():
+    _PLAYWRIGHT["users"] -= 1
+    if _PLAYWRIGHT["users"] == 0 and _PLAYWRIGHT["driver"] is not None:
+        _PLAYWRIGHT["driver"].stop()
+        _PLAYWRIGHT["driver"] = None
+
+
 class Frontend:
     def __init__(self, url: str, workdir, viewport=VIEWPORT):
         self.url, self.viewport = url, viewport
@@ -98,9 +116,8 @@ class Frontend:
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def __enter__(self) -> "Frontend":
-        from playwright.sync_api import sync_playwright
         self._post_settings()
-        self._pw = sync_playwright().start()
+        self._pw = _playwright_start()
         profile = self.workdir / "chromium-profile"
         shutil.rmtree(profile, ignore_errors=True)
         self._ctx = self._pw.chromium.launch_persistent_context(
@@ -122,7 +139,8 @@ class Frontend:
         if self._ctx:
             self._ctx.close()
         if self._pw:
-            self._pw.stop()
+            _playwright_stop()
+            self._pw = None
 
     def _on_dialog(self, dialog):
         self.events.append(("alert", dialog.message))
