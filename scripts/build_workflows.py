@@ -375,14 +375,16 @@ async ([spec, layout, groups, view]) => {
 EXPORT_JS = "async () => JSON.parse(JSON.stringify((await app.graphToPrompt()).workflow))"
 
 
-def layout(wf: Workflow, measured: dict, note_heights: dict) -> tuple[dict, list]:
-    """Columns of groups, each a stack of nodes as wide as the column's widest; returns node boxes and groups."""
+def layout(wf: Workflow, measured: dict, note_heights: dict, minimum: dict | None = None) -> tuple[dict, list]:
+    """Columns of groups, each a stack of nodes as wide as the column's widest; returns node boxes and groups.
+    `minimum`: key -> [w, h] a node needs in another frontend."""
+    minimum = minimum or {}
     boxes, groups = {}, []
     x = 0
     types = {n.key: n.type for n in wf.nodes}
     for column in wf.columns:
         keys = [k for _, ks in column for k in ks]
-        width = max([MIN_WIDTH] + [measured[k]["computed"][0] for k in keys])
+        width = max([MIN_WIDTH] + [measured[k]["computed"][0] for k in keys] + [minimum.get(k, (0, 0))[0] for k in keys])
         if any(types[k] == "MarkdownNote" for k in keys):
             width = max(width, NOTE_WIDTH)
         width = int(-(-width // 10) * 10)
@@ -393,7 +395,7 @@ def layout(wf: Workflow, measured: dict, note_heights: dict) -> tuple[dict, list
             for k in ks:
                 m = measured[k]
                 y += m["badge"] + 30   # badge, then the node's title bar; pos is below both
-                h = note_heights.get(k) or max(m["computed"][1], TALL.get(types[k], 0))
+                h = note_heights.get(k) or max(m["computed"][1], TALL.get(types[k], 0), minimum.get(k, (0, 0))[1])
                 boxes[k] = {"id": m["id"], "x": x + PAD, "y": y, "w": width, "h": int(-(-h // 2) * 2)}
                 y += boxes[k]["h"] + GAP
             y += PAD - GAP
@@ -431,47 +433,60 @@ def spec_json(wf: Workflow) -> dict:
             "links": [list(link) for link in wf.links]}
 
 
-def build(fe: Frontend, wf: Workflow, note_heights: dict | None = None) -> tuple[dict, dict]:
+def build(fe: Frontend, wf: Workflow, note_heights: dict | None = None, minimum: dict | None = None) -> tuple[dict, dict]:
     """The workflow made in `fe`'s frontend and laid out; returns what its Export writes and each note's height
-    (as tall as its text needs at the column's width, at least `note_heights`' figure)."""
+    (as tall as its text needs at the column's width, at least `note_heights`' figure). `minimum`: node key ->
+    the size another frontend needs for it."""
     spec = spec_json(wf)
     measured = fe.page.evaluate(CREATE_JS, spec)
     notes = [n.key for n in wf.nodes if n.type == "MarkdownNote"]
-    boxes, groups = layout(wf, measured, {k: 120 for k in notes})
+    boxes, groups = layout(wf, measured, {k: 120 for k in notes}, minimum)
     fe.page.evaluate(APPLY_LAYOUT_JS, [spec, boxes, groups, view_for()])
     # a note is as tall as its text needs at this width (measured in its DOM editor at scale 1)
     heights = {}
     for k in notes:
         over = fe.note_overflow(measured[k]["id"])
         heights[k] = max(boxes[k]["h"] - over["client"] + over["scroll"] + 12, (note_heights or {}).get(k, 0))
-    boxes, groups = layout(wf, measured, heights)
+    boxes, groups = layout(wf, measured, heights, minimum)
     fe.page.evaluate(APPLY_LAYOUT_JS, [spec, boxes, groups, view_for()])
+    # nodes the frontend resized once placed (Load Video's preview keeps the clip's aspect): laid out again
+    live = fe.page.evaluate("(ids) => Object.fromEntries(Object.entries(ids).map(([k, id]) =>"
+                            " [k, Array.from(app.graph.getNodeById(id).size)]))", {k: b["id"] for k, b in boxes.items()})
+    grown = {k: [0, int(-(-v[1] // 2) * 2)] for k, v in live.items() if v[1] > boxes[k]["h"] + 0.5 and k not in notes}
+    if grown:
+        minimum = {**(minimum or {}), **{k: [max((minimum or {}).get(k, (0, 0))[0], 0), v[1]] for k, v in grown.items()}}
+        boxes, groups = layout(wf, measured, heights, minimum)
+        fe.page.evaluate(APPLY_LAYOUT_JS, [spec, boxes, groups, view_for()])
     data = fe.page.evaluate(EXPORT_JS)
     data["id"] = str(uuid.uuid5(UUID_NAMESPACE, wf.name))
     data["extra"]["ds"] = view_for()
     data["models"] = workflow_models(wf)
+    data["_keys"] = {k: box["id"] for k, box in boxes.items()}   # taken out before writing
     return data, {k: boxes[k]["h"] for k in notes}
 
 
-def note_ids(data: dict, heights: dict) -> dict:
-    """Note key -> node id in the exported file (the notes are the MarkdownNotes, in the spec's order)."""
-    notes = sorted(n["id"] for n in data["nodes"] if n["type"] == "MarkdownNote")
-    return dict(zip(heights, notes))
-
-
-def note_heights_in(fe: Frontend, path: Path, data: dict, keys: dict) -> dict:
-    """The height each note needs in another frontend (its fonts and padding differ): the saved file opened
-    there, and each note's hidden text added to its box."""
+def needs_in(fe: Frontend, path: Path, data: dict) -> tuple[dict, dict]:
+    """What another frontend (its fonts, paddings and previews differ) needs: the saved file opened there; returns
+    node key -> computed [w, h], and note key -> the height its text needs."""
+    keys = data.pop("_keys")
     path.write_text(json.dumps(data))
     fe.drop_workflow(path)
     fe.wait_loaded(len(data["nodes"]))
     fe.page.wait_for_function(f"app.graph.id === {json.dumps(data['id'])}", timeout=10_000)
-    out = {}
+    fe.settle(1.5)
+    by_id = {n["id"]: n for n in fe.graph_report()["nodes"]}
+    sizes, notes = {}, {}
     for key, node_id in keys.items():
-        size = next(n["size"] for n in data["nodes"] if n["id"] == node_id)
-        over = fe.note_overflow(node_id)
-        out[key] = int(size[1] + max(0, over["scroll"] - over["client"]) + (12 if over["scroll"] > over["client"] else 0))
-    return out
+        node = by_id[node_id]
+        # heights only: 1.58.1 computes Load Video's width as its width + 104 at any width (a runaway, and it
+        # never resizes the node for it)
+        sizes[key] = [0, int(-(-node["computed"][1] // 2) * 2)]
+        if node["type"] == "MarkdownNote":
+            saved = next(n["size"] for n in data["nodes"] if n["id"] == node_id)
+            over = fe.note_overflow(node_id)
+            notes[key] = int(saved[1] + (over["scroll"] - over["client"] + 12 if over["scroll"] > over["client"] else 0))
+    data["_keys"] = keys
+    return sizes, notes
 
 
 def write(path: Path, data: dict) -> bool:
@@ -537,11 +552,15 @@ def main() -> int:
         paths = []
         for wf in workflows(host.object_info()):
             data, heights = build(fe, wf)
-            if fe_new is not None:
-                ids = note_ids(data, heights)
-                wanted = note_heights_in(fe_new, work / f"{wf.name}.json", data, ids)
-                if any(wanted[k] > heights[k] for k in heights):
-                    data, heights = build(fe, wf, {k: max(wanted[k], heights[k]) for k in heights})
+            for _ in range(3 if fe_new is not None else 0):   # until the newest frontend needs no more room
+                sizes, wanted = needs_in(fe_new, work / f"{wf.name}.json", data)
+                boxes = {k: next(n["size"] for n in data["nodes"] if n["id"] == i) for k, i in data["_keys"].items()}
+                if all(sizes[k][1] <= boxes[k][1] for k in sizes if k not in wanted) \
+                        and all(wanted[k] <= heights[k] for k in wanted):
+                    break
+                minimum = {k: v for k, v in sizes.items() if k not in wanted}
+                data, heights = build(fe, wf, {k: max(wanted[k], heights[k]) for k in heights}, minimum)
+            data.pop("_keys")
             path = OUT / f"{wf.name}.json"
             paths.append(path)
             if args.check:

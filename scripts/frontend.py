@@ -47,8 +47,8 @@ GRAPH_REPORT_JS = """
     n.arrange?.();
     const badges = (n.badges || []).map(b => typeof b === 'function' ? b() : b);
     const c = n.computeSize();
-    return {
-      id: n.id, type: n.type, title: n.title, pos: [n.pos[0], n.pos[1]], size: [n.size[0], n.size[1]],
+    return {   // ids as numbers: newer frontends hold the file's numbers as strings
+      id: (typeof n.id === 'string' && /^[0-9]+$/.test(n.id)) ? Number(n.id) : n.id, type: n.type, title: n.title, pos: [n.pos[0], n.pos[1]], size: [n.size[0], n.size[1]],
       computed: [c[0], c[1]], title_height: TH,
       badge_height: badges.length ? Math.max(...badges.map(b => b.height || 0)) + 2 : 0,
       registered: !!LiteGraph.registered_node_types[n.type],
@@ -76,7 +76,7 @@ GRAPH_REPORT_JS = """
 # textarea) against the box it is given, at scale 1.
 NOTE_OVERFLOW_JS = """
 async (id) => {
-  const n = app.graph.getNodeById(id);
+  const n = app.graph.nodes.find(n => String(n.id) === String(id));
   app.canvas.ds.scale = 1;
   app.canvas.centerOnNode(n);
   app.canvas.setDirty(true, true);
@@ -223,7 +223,8 @@ class Frontend:
     def set_widget(self, node_id: int, name: str, value) -> None:
         """What typing a value into a widget does: the value, then the widget's own callback."""
         ok = self.page.evaluate("""([id, name, value]) => {
-            const n = app.graph.getNodeById(id); const w = n?.widgets?.find(w => w.name === name);
+            const n = app.graph.nodes.find(n => String(n.id) === String(id));
+            const w = n?.widgets?.find(w => w.name === name);
             if (!w) return false; w.value = value; w.callback?.(value, app.canvas, n); n.setDirtyCanvas(true, true);
             return true; }""", [node_id, name, value])
         if not ok:

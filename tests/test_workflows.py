@@ -15,6 +15,7 @@ import pytest
 
 from comfy_host import EXAMPLE_INPUTS, PromptError, install_example_inputs, ui_to_api as to_api
 from fixtures import e2e_models as e2e
+from fixtures.video_files import read_mp4, write_mp4
 
 pytestmark = [pytest.mark.host, pytest.mark.filterwarnings("ignore::FutureWarning")]
 REPO = Path(__file__).resolve().parent.parent
@@ -22,7 +23,7 @@ WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 W, H = 64, 128   # portrait like the official 576x1024: a width/height swap changes every frame's shape
 SIZE_SOURCES = {"StableAnimatorPoseRender", "StableAnimatorResizeImage", "StableAnimatorVideoFrames"}
-DRIVING_FPS = 10.0        # the test's driving mp4
+DRIVING_FPS = 10          # the test's driving mp4
 DRIVING_FRAMES = 5
 POSE_WORKFLOW_FPS = 8.0   # what the pose-frame workflows' Create Video is set to (scripts/build_workflows.py)
 # the shipped example inputs the workflows name -> the test's files (the stand-in face detector sees their face)
@@ -42,30 +43,6 @@ def host(comfy_host, request):
     write_mp4(inp / "driving.mp4", e2e.person_frames(DRIVING_FRAMES, height=H, width=W), DRIVING_FPS)
     e2e.save_animation(inp / "pose_frames_portrait.webp", portrait_poses(4))
     return comfy_host
-
-
-def write_mp4(path, frames: np.ndarray, fps: float, rate: int = 16000):
-    """A driving clip as a phone writes it (h264 + AAC), with a 440 Hz tone as its sound."""
-    import av
-    from fractions import Fraction
-    with av.open(str(path), "w", format="mp4") as out:
-        video = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
-        video.height, video.width = frames.shape[1:3]
-        video.pix_fmt, video.options = "yuv420p", {"crf": "12"}
-        audio = out.add_stream("aac", rate=rate)
-        audio.layout = "mono"
-        for i, f in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
-            vf.pts, vf.time_base = i, Fraction(1, int(fps))
-            out.mux(video.encode(vf))
-        out.mux(video.encode())
-        n = int(len(frames) / fps * rate)
-        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / rate)).astype(np.float32)[None]
-        for i in range(0, n, 1024):
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, i:i + 1024]), format="fltp", layout="mono")
-            af.sample_rate, af.pts = rate, i
-            out.mux(audio.encode(af))
-        out.mux(audio.encode())
 
 
 def portrait_poses(count):
@@ -309,34 +286,20 @@ def saved_files(outputs: dict, host, suffix: str) -> list[Path]:
     return files
 
 
-def mp4_streams(path):
-    """(frames as uint8 arrays, fps, video codec, audio seconds or None) of an mp4, read with PyAV."""
-    import av
-    with av.open(str(path)) as c:
-        v = c.streams.video[0]
-        fps, codec = float(v.average_rate), v.codec_context.name
-        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-    with av.open(str(path)) as c:
-        if not c.streams.audio:
-            return frames, fps, codec, None
-        a = c.streams.audio[0]
-        samples = sum(f.samples for f in c.decode(audio=0))
-        return frames, fps, codec, samples / a.sample_rate
-
-
 def check_mp4(outputs, host, frames, fps, audio: bool):
     """The mp4 Save Video wrote: h264, one frame per pose frame at `fps`, and (with `audio`) a sound track as
     long as the frames (AAC pads up to one 1024-sample frame at each end)."""
     videos = saved_files(outputs, host, ".mp4")
     assert len(videos) == 1, outputs
-    decoded, got_fps, codec, seconds = mp4_streams(videos[0])
+    got = read_mp4(videos[0])
+    decoded, got_fps, codec, seconds = got["frames"], got["fps"], got["codec"], got["audio_seconds"]
     assert codec == "h264", codec
     assert len(decoded) == frames and abs(got_fps - fps) < 1e-3, (len(decoded), got_fps, frames, fps)
     for f in decoded:
         assert f.shape == (H, W, 3), f.shape
         assert f.astype(float).std() > 1.0
     if audio:
-        assert seconds is not None, "the mp4 has no audio stream"
+        assert seconds is not None and got["audio_codec"] == "aac", "the mp4 has no audio stream"
         assert abs(seconds - frames / fps) < 0.15, (seconds, frames / fps)
     return decoded
 
