@@ -416,15 +416,23 @@ def model_entry(name: str) -> dict:
     return {"name": name, "url": url, "directory": directory}
 
 
+def listed(name: str) -> bool:
+    """Whether the frontends may be told about a file. Not the .onnx files (antelopev2, DWPose): ComfyUI 0.3.75's
+    model listing (/experiment/models/<folder>) leaves .onnx out, so 1.32.9 would call them missing on every
+    load even when installed. Newer frontends list a missing DWPose file anyway, from its loader's widget."""
+    return not name.endswith(".onnx")
+
+
 def node_models(n: Node) -> list | None:
     """properties.models of a loader: the files it names in its widgets (the frontends keep only those)."""
-    names = [name for name in LOADER_FILES.get(n.type, []) if name in n.widgets.values()]
+    names = [name for name in LOADER_FILES.get(n.type, []) if name in n.widgets.values() and listed(name)]
     return [model_entry(name) for name in names] or None
 
 
 def workflow_models(wf: Workflow) -> list:
     """Every file the workflow needs, for the workflow's top-level `models` (the files no widget names, too)."""
-    return [model_entry(name) for name in dict.fromkeys(name for n in wf.nodes for name in LOADER_FILES.get(n.type, []))]
+    return [model_entry(name) for name in dict.fromkeys(name for n in wf.nodes for name in LOADER_FILES.get(n.type, []))
+            if listed(name)]
 
 
 def spec_json(wf: Workflow) -> dict:

@@ -41,12 +41,14 @@ def offline_noise(event) -> bool:
     """The frontend asks api.comfy.org about custom nodes, and newer frontends ask huggingface.co about the size of
     the models a workflow lists; the test machine is offline, so the page's security policy blocks it and logs
     that. A user's machine answers it. Newer frontends also ask for ComfyUI's jobs API (/api/jobs), which
-    ComfyUI 0.3.75 does not have yet: the 404 and the frontend's log of it are the host's age, not this pack's."""
+    ComfyUI 0.3.75 does not have yet, and for the templates' logo index: the 404s and the frontend's log of
+    them are the host's age, not this pack's."""
     kind, text = event
     if kind == "console" and ("api.comfy.org" in text or "huggingface.co" in text) and (
             "Content Security Policy" in text):
         return True
-    return "/api/jobs" in text or "JobsApiError" in text or (
+    # /templates/index_logo.json: newer frontends ask for a file of the newer workflow-templates package
+    return "/api/jobs" in text or "JobsApiError" in text or "/templates/index_logo.json" in text or (
         kind == "console" and text.startswith("Failed to load resource: the server responded with a status of 404"))
 
 
@@ -143,9 +145,10 @@ def check_layout(report: dict, wf: dict, version: str = "1.32.9") -> list[str]:
     by_id = {n["id"]: n for n in nodes}
     for n in nodes:
         name = f"{n['type']} #{n['id']} '{n['title']}'"
-        # newer frontends compute Load Video's width as its width + 104 whatever the width (its video preview);
-        # they never resize the node for it (check_against_file), so only its height is a need there
-        width_need = not (n["type"] == "LoadVideo" and version != "1.32.9")
+        # once its video is loaded, the frontends compute Load Video's width as its width + 104 whatever the
+        # width (its video preview); they never resize the node for it (check_against_file), so only its height
+        # is a need
+        width_need = n["type"] != "LoadVideo"
         if (width_need and n["computed"][0] > n["size"][0] + 0.5) or n["computed"][1] > n["size"][1] + 0.5:
             errors.append(f"{name}: the frontend needs {n['computed']} but the file gives {n['size']}")
         previous_bottom = None
@@ -341,8 +344,9 @@ def test_missing_model_dialog_lists_every_file(frontend, tmp_path):
     """With none of its files installed (every name changed to one the folders lack), the driving-video workflow
     makes the frontend list each model file its loaders name, with its folder; the safetensors checkpoint and
     the .pth weights are offered for download (both frontends download those suffixes from huggingface.co).
-    1.32.9 also lists what no widget names (the antelopev2 pack, from the workflow's top-level `models`);
-    newer frontends list only files named in a loader's widget."""
+    The .onnx files are not in the lists the workflows carry (1.32.9 would call them missing even when installed:
+    ComfyUI 0.3.75 never lists .onnx files to it); newer frontends still list a missing DWPose file from its
+    loader's widget."""
     wf = load_file(REPO / "workflows" / "stableanimator_driving_video.json")
     for n in wf["nodes"]:
         n["widgets_values"] = [renamed(v) if isinstance(v, str) else v for v in n.get("widgets_values") or []]
@@ -360,8 +364,8 @@ def test_missing_model_dialog_lists_every_file(frontend, tmp_path):
         frontend.screenshot(ARTIFACTS / frontend.version / "missing_model_dialog.png")
     finally:
         close_dialogs(frontend)
-    expected = [m for m in wf["models"] if frontend.version == FRONTENDS[0] or "/" not in m["name"]]
-    assert len(expected) >= 6, expected
+    expected = wf["models"]
+    assert len(expected) >= 4, expected
     for m in expected:
         if frontend.version == FRONTENDS[0]:
             assert f"{m['directory']} / {m['name']}" in text, (m, text)
