@@ -8,7 +8,10 @@ Run it again after a node's inputs, outputs or widgets change. It starts a priva
 pack (scripts/comfy_host.py) and Debian's Chromium (scripts/frontend.py), creates every node through the frontend
 itself (so ids, slots and widget values are what the frontend makes), measures each node as the frontend sizes
 it, lays the graph out in columns of groups with room for titles and badges, and saves the graph the way the
-frontend's Export does. Then it opens each saved file by drag-and-drop and checks the layout it wrote.
+frontend's Export does. When the newest frontend is installed (scripts/setup_host.sh WITH_BROWSER=1 puts it in
+.host/frontend-<NEW_FRONTEND>), each file is also opened there, on a second host, and built again with the room that
+frontend needs (its notes' text and its previews are taller), so the notes fit in both.
+About 1.5 min (3 to 4 with --pictures) on a loaded 2-core machine.
 """
 from __future__ import annotations
 
@@ -486,8 +489,8 @@ def needs_in(fe: Frontend, path: Path, data: dict) -> tuple[dict, dict]:
     sizes, notes = {}, {}
     for key, node_id in keys.items():
         node = by_id[node_id]
-        # heights only: 1.58.1 computes Load Video's width as its width + 104 at any width (a runaway, and it
-        # never resizes the node for it)
+        # heights only: both frontends compute Load Video's width as its width + 104 at any width once its
+        # video is loaded (a runaway; they never resize the node for it)
         sizes[key] = [0, int(-(-node["computed"][1] // 2) * 2)]
         if node["type"] == "MarkdownNote":
             saved = next(n["size"] for n in data["nodes"] if n["id"] == node_id)

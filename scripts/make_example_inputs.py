@@ -4,8 +4,7 @@
 
 - stableanimator_reference.jpg: NASA's portrait of astronaut Eileen Collins, public domain, as scikit-image ships
   it (skimage.data.astronaut()).
-- stableanimator_driving.webp: that photo moved (sway, bob, zoom) frame by frame: a driving clip for DWPose.
-- stableanimator_driving.mp4: the same motion as a phone would film it: portrait 9:16 (288x512), 25 fps, 2 s,
+- stableanimator_driving.mp4: that photo moved (sway, bob, zoom) frame by frame, as a phone would film it: portrait 9:16 (288x512), 25 fps, 2 s,
   h264 + AAC, with a drum pattern synthesised here (kick, snare, hi-hat and a bass tone; no samples).
 - stableanimator_poses.webp / stableanimator_poses_long.webp: skeletons in the official DWPose style, drawn by
   this pack's renderer from keypoints placed by hand on that photo, the right arm waving and the head tilting.
@@ -24,7 +23,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))   # stableanimator_core imports on its own (it never imports ComfyUI)
 OUT = REPO / "assets" / "inputs"
 SIZE = 512            # the official square size: the pose frames are the video's canvas
-DRIVING_SIZE = 384    # DWPose takes any size; smaller keeps the file small
 FPS = 8
 VIDEO_FPS = 25        # the mp4: a phone's frame rate, portrait
 VIDEO_SECONDS = 2
@@ -111,22 +109,8 @@ def icon(size: int = 256) -> Image.Image:
     return canvas.crop([v * big for v in box]).resize((size, size), Image.LANCZOS)
 
 
-def driving_frames(photo: Image.Image, count: int) -> list[Image.Image]:
-    """The photo swaying and bobbing (zoom and shift per frame), scaled to DRIVING_SIZE."""
-    w, h = photo.size
-    frames = []
-    for i in range(count):
-        t = 2 * math.pi * i / count
-        zoom = 1.0 + 0.06 * math.sin(t)
-        dx, dy = 0.05 * w * math.sin(t), 0.03 * h * math.cos(2 * t)
-        frame = photo.transform((w, h), Image.AFFINE, (1 / zoom, 0, -dx + w * (1 - 1 / zoom) / 2,
-                                                       0, 1 / zoom, -dy + h * (1 - 1 / zoom) / 2), resample=Image.BICUBIC)
-        frames.append(frame.resize((DRIVING_SIZE, DRIVING_SIZE), Image.LANCZOS))
-    return frames
-
-
 def portrait_frames(photo: Image.Image, count: int) -> list[np.ndarray]:
-    """The photo's motion for the mp4: the same sway and zoom, cut to 9:16 around the person (x about 220)."""
+    """The photo swaying, bobbing and zooming, cut to 9:16 around the person (x about 220)."""
     w, h = photo.size
     cw = h * VIDEO_SIZE[0] // VIDEO_SIZE[1]
     left = 222 - cw // 2
@@ -206,7 +190,6 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     photo = Image.fromarray(data.astronaut())
     photo.save(OUT / "stableanimator_reference.jpg", quality=92)
-    save_webp(OUT / "stableanimator_driving.webp", driving_frames(photo, 16), lossless=False)
     count = VIDEO_FPS * VIDEO_SECONDS
     save_mp4(OUT / "stableanimator_driving.mp4", portrait_frames(photo, count), drum_track(VIDEO_SECONDS))
     save_webp(OUT / "stableanimator_poses.webp", pose_frames(16), lossless=True)
