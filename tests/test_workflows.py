@@ -455,6 +455,7 @@ def test_basic_workflow_matches_the_official_pipeline(host, object_info, request
             node["inputs"]["image"] = "pose_frames_portrait.webp"
     samp_id = next(k for k, v in api.items() if v["class_type"] == "StableAnimatorSampler")
     cond = next(v["inputs"] for v in api.values() if v["class_type"] == "StableAnimatorConditioning")
+    cond = {**cond, "width": W, "height": H}   # linked from Resize Images, which shrink() set to W x H
     api["900"] = {"class_type": "SaveLatent", "inputs": {"samples": [samp_id, 0], "filename_prefix": "e2e_official/latent"}}
     outputs = host.run(api, timeout=600)
     check_video(outputs, host, 4)
