@@ -23,8 +23,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 # Model folders a test or demo models root provides, mapped to ComfyUI folder keys.
 MODEL_KEYS = ["checkpoints", "clip_vision", "vae", "stableanimator", "insightface", "dwpose"]
-# The example inputs the shipped workflows name in their Load Image nodes (assets/README.md).
+# The example inputs the shipped workflows name in their Load Image / Load Video nodes (assets/README.md).
 EXAMPLE_INPUTS = REPO / "assets" / "inputs"
+# The newest frontend the browser tests also run against (scripts/setup_host.sh WITH_BROWSER=1 installs it next to
+# the host, never into its Python: the host keeps the frontend its ComfyUI pins).
+NEW_FRONTEND = "1.58.1"
+
+
+def host_dir() -> Path:
+    return Path(os.environ.get("SA_HOST_DIR", REPO / ".host"))
+
+
+def frontend_root(version: str) -> Path | None:
+    """The static folder of comfyui-frontend-package `version` installed by setup_host.sh, for ComfyUI's
+    --front-end-root; None when it is not installed."""
+    root = host_dir() / f"frontend-{version}" / "comfyui_frontend_package" / "static"
+    return root if (root / "index.html").is_file() else None
 
 
 class PromptError(RuntimeError):
@@ -37,7 +51,7 @@ class PromptError(RuntimeError):
 
 def read_host_env() -> tuple[str, str]:
     """Python and ComfyUI root written by scripts/setup_host.sh."""
-    env_file = Path(os.environ.get("SA_HOST_DIR", REPO / ".host")) / "host.env"
+    env_file = host_dir() / "host.env"
     if not env_file.exists():
         raise RuntimeError(f"{env_file} is missing: run scripts/setup_host.sh first")
     values = {}
@@ -114,7 +128,7 @@ def free_port() -> int:
 class ComfyHost:
     def __init__(self, python: str, comfy_root: str, models_dir: str | None = None,
                  output_dir: str | None = None, input_dir: str | None = None, extra_args=(), log_path=None,
-                 custom_nodes: str | None = None):
+                 custom_nodes: str | None = None, front_end_root: str | None = None):
         self.python, self.root = python, comfy_root
         self.work = Path(tempfile.mkdtemp(prefix="sa_host_"))
         self.models_dir = Path(models_dir) if models_dir else None
@@ -123,6 +137,7 @@ class ComfyHost:
         self.extra_args = list(extra_args)
         self.log_path = Path(log_path or self.work / "comfyui.log")
         self.custom_nodes = custom_nodes   # an extra custom_nodes folder (the tests' own helper nodes)
+        self.front_end_root = front_end_root   # another frontend's static files (ComfyUI's --front-end-root)
         self.port = None
         self.proc = None
 
@@ -150,6 +165,8 @@ class ComfyHost:
                             + "".join(f"    {k}: {k}\n" for k in MODEL_KEYS)
                             + (f"    custom_nodes: {Path(self.custom_nodes).resolve()}\n" if self.custom_nodes else ""))
             args += ["--extra-model-paths-config", str(yaml)]
+        if self.front_end_root:
+            args += ["--front-end-root", str(self.front_end_root)]
         args += self.extra_args
         for _ in range(3):  # a port can be taken between free_port() and bind: retry on another
             self.port = free_port()

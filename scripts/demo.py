@@ -1,7 +1,8 @@
 """The main job: a headless ComfyUI with this pack animates the shipped example photo with the shipped driving clip
-(assets/inputs/, copied into the host's input folder as README tells users to), running the shipped workflow
-`workflows/stableanimator_driving_video.json` (converted to ComfyUI's API format here, as the frontend would), and
-writes the video (animated WEBP) and, with real weights, the identity plot. --reference / --driving use your files.
+(assets/inputs/stableanimator_driving.mp4, 25 fps with sound, copied into the host's input folder as README tells
+users to), running the shipped workflow `workflows/stableanimator_driving_video.json` (converted to ComfyUI's API
+format here, as the frontend would), and writes an h264 mp4 with the clip's sound at the clip's frame rate and,
+with real weights, the identity plot. --reference / --driving use your files (any photo; mp4, mov, webm, mkv).
 
 With the official weights in the host's models folders it runs them. Otherwise it writes small random weights
 in the official formats (the stand-ins the tests use) and says loudly that the video is noise.
@@ -56,14 +57,16 @@ def build_prompt(api: dict, names: dict, size: int, frames: int, steps: int, ran
     for v in api.values():   # the example files the workflow names, or the user's
         if v["class_type"] == "LoadImage" and v["inputs"]["image"] in inputs:
             v["inputs"]["image"] = inputs[v["inputs"]["image"]]
+        if v["class_type"] == "LoadVideo" and v["inputs"]["file"] in inputs:
+            v["inputs"]["file"] = inputs[v["inputs"]["file"]]
     loader = api[node(api, "StableAnimatorModelLoader")]["inputs"]
     for key in ("unet", "pose_net", "face_encoder"):
         loader[key] = names[key]
-    # the video size is set on Render Poses alone; Conditioning takes it by link
-    api[node(api, "StableAnimatorPoseRender")]["inputs"].update(width=size, height=size)
-    api[node(api, "StableAnimatorConditioning")]["inputs"]["frames"] = frames
+    # the video size is set on Video Frames alone (the long side; the clip's aspect gives the other), the others
+    # take it by link; frame_cap reads only the frames generated, so the sound is cut with them
+    api[node(api, "StableAnimatorVideoFrames")]["inputs"].update(width=size, height=size, frame_cap=frames)
     api[node(api, "StableAnimatorSampler")]["inputs"]["steps"] = steps
-    api[node(api, "SaveAnimatedWEBP")]["inputs"]["filename_prefix"] = "stableanimator_demo"
+    api[node(api, "SaveVideo")]["inputs"]["filename_prefix"] = "stableanimator_demo"
     embed = node(api, "StableAnimatorFaceEmbed")
     if random:   # the stand-in face detector only knows its own test marker, not the astronaut's face
         api[embed]["inputs"]["on_missing"] = "zero embedding (official)"
@@ -80,9 +83,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default=str(REPO / "output" / "demo"), help="folder for the results")
     parser.add_argument("--reference", help="your reference photo (default: the example in assets/inputs/)")
-    parser.add_argument("--driving", help="your driving video as an animated WEBP/GIF (default: the example clip)")
-    parser.add_argument("--frames", type=int, default=None, help="frames to generate, at most the driving clip's (default 16 real, 8 random)")
-    parser.add_argument("--size", type=int, default=None, help="width = height (default 512 real, 256 random)")
+    parser.add_argument("--driving", help="your driving video, mp4/mov/webm/mkv (default: the example clip)")
+    parser.add_argument("--frames", type=int, default=None,
+                        help="frames to generate from the clip's start, at its frame rate; 0 = all (default 0 real, 8 random)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="the video's long side; the clip's aspect gives the other, in multiples of 64 "
+                             "(default 512 real, 256 random)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default 25 real, 4 random)")
     args = parser.parse_args()
     out = Path(args.output).resolve()
@@ -98,7 +104,7 @@ def main() -> int:
               "[demo] Put the weights where README.md says to see a real animation.\n" + "!" * 100 + "\n", flush=True)
         models = random_models(REPO / ".host" / "demo_models")
         names = {"unet": "unet.pth", "pose_net": "pose_net.pth", "face_encoder": "face_encoder.pth"}
-    frames = args.frames or (8 if random else 16)
+    frames = args.frames if args.frames is not None else (8 if random else 0)
     size = args.size or (256 if random else 512)
     steps = args.steps or (4 if random else 25)
 
@@ -112,20 +118,42 @@ def main() -> int:
         if args.driving:
             name = "demo_driving" + Path(args.driving).suffix.lower()
             shutil.copyfile(args.driving, host.input_dir / name)
-            inputs["stableanimator_driving.webp"] = name
+            inputs["stableanimator_driving.mp4"] = name
         prompt = build_prompt(ui_to_api(json.loads(WORKFLOW.read_text()), host.object_info()), names, size, frames,
                               steps, random, inputs)
-        print(f"[demo] running {WORKFLOW.name}: {frames} frames at {size}x{size}, {steps} steps", flush=True)
+        print(f"[demo] running {WORKFLOW.name}: {frames or 'all'} frames, long side {size}, {steps} steps", flush=True)
         outputs = host.run(prompt, timeout=3600)
     files = [out / img["subfolder"] / img["filename"] for o in outputs.values() for img in o.get("images", [])
              if img.get("type") == "output"]
     for f in files:
         print(f"[demo] wrote {f}")
+    videos = [f for f in files if f.suffix == ".mp4"]
+    for f in videos:
+        print(f"[demo] {f.name}: {describe(f)}")
     if random:
         print("[demo] identity plot: written only with the real antelopev2 files (the random stand-in detector finds "
               "no face in the noise the random weights generate)")
     print(f"[demo] output folder: {out}")
-    return 0 if any(f.suffix == ".webp" for f in files) else 1
+    return 0 if videos and all("audio aac" in describe(f) for f in videos) else 1
+
+
+def describe(path: Path) -> str:
+    """What the mp4 holds, read back with PyAV: its streams, frames, frame rate and length."""
+    import av
+    with av.open(str(path)) as c:
+        parts = []
+        for s in c.streams:
+            if s.type == "video":
+                n = sum(1 for _ in c.decode(s))
+                parts.append(f"video {s.codec_context.name} {s.codec_context.width}x{s.codec_context.height}, "
+                             f"{n} frames at {float(s.average_rate):g} fps")
+        c.seek(0)
+    with av.open(str(path)) as c:
+        for s in c.streams:
+            if s.type == "audio":
+                samples = sum(f.samples for f in c.decode(s))
+                parts.append(f"audio {s.codec_context.name} {s.sample_rate} Hz, {samples / s.sample_rate:.2f} s")
+    return "; ".join(parts)
 
 
 if __name__ == "__main__":

@@ -47,8 +47,8 @@ GRAPH_REPORT_JS = """
     n.arrange?.();
     const badges = (n.badges || []).map(b => typeof b === 'function' ? b() : b);
     const c = n.computeSize();
-    return {
-      id: n.id, type: n.type, title: n.title, pos: [n.pos[0], n.pos[1]], size: [n.size[0], n.size[1]],
+    return {   // ids as numbers: newer frontends hold the file's numbers as strings
+      id: (typeof n.id === 'string' && /^[0-9]+$/.test(n.id)) ? Number(n.id) : n.id, type: n.type, title: n.title, pos: [n.pos[0], n.pos[1]], size: [n.size[0], n.size[1]],
       computed: [c[0], c[1]], title_height: TH,
       badge_height: badges.length ? Math.max(...badges.map(b => b.height || 0)) + 2 : 0,
       registered: !!LiteGraph.registered_node_types[n.type],
@@ -76,7 +76,7 @@ GRAPH_REPORT_JS = """
 # textarea) against the box it is given, at scale 1.
 NOTE_OVERFLOW_JS = """
 async (id) => {
-  const n = app.graph.getNodeById(id);
+  const n = app.graph.nodes.find(n => String(n.id) === String(id));
   app.canvas.ds.scale = 1;
   app.canvas.centerOnNode(n);
   app.canvas.setDirty(true, true);
@@ -89,6 +89,24 @@ async (id) => {
 """
 
 
+_PLAYWRIGHT = {"driver": None, "users": 0}   # one Playwright per process: two frontends share it
+
+
+def _playwright_start():
+    from playwright.sync_api import sync_playwright
+    if _PLAYWRIGHT["driver"] is None:
+        _PLAYWRIGHT["driver"] = sync_playwright().start()
+    _PLAYWRIGHT["users"] += 1
+    return _PLAYWRIGHT["driver"]
+
+
+def _playwright_stop():
+    _PLAYWRIGHT["users"] -= 1
+    if _PLAYWRIGHT["users"] == 0 and _PLAYWRIGHT["driver"] is not None:
+        _PLAYWRIGHT["driver"].stop()
+        _PLAYWRIGHT["driver"] = None
+
+
 class Frontend:
     def __init__(self, url: str, workdir, viewport=VIEWPORT):
         self.url, self.viewport = url, viewport
@@ -98,9 +116,8 @@ class Frontend:
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def __enter__(self) -> "Frontend":
-        from playwright.sync_api import sync_playwright
         self._post_settings()
-        self._pw = sync_playwright().start()
+        self._pw = _playwright_start()
         profile = self.workdir / "chromium-profile"
         shutil.rmtree(profile, ignore_errors=True)
         self._ctx = self._pw.chromium.launch_persistent_context(
@@ -122,7 +139,8 @@ class Frontend:
         if self._ctx:
             self._ctx.close()
         if self._pw:
-            self._pw.stop()
+            _playwright_stop()
+            self._pw = None
 
     def _on_dialog(self, dialog):
         self.events.append(("alert", dialog.message))
@@ -205,7 +223,8 @@ class Frontend:
     def set_widget(self, node_id: int, name: str, value) -> None:
         """What typing a value into a widget does: the value, then the widget's own callback."""
         ok = self.page.evaluate("""([id, name, value]) => {
-            const n = app.graph.getNodeById(id); const w = n?.widgets?.find(w => w.name === name);
+            const n = app.graph.nodes.find(n => String(n.id) === String(id));
+            const w = n?.widgets?.find(w => w.name === name);
             if (!w) return false; w.value = value; w.callback?.(value, app.canvas, n); n.setDirtyCanvas(true, true);
             return true; }""", [node_id, name, value])
         if not ok:

@@ -4,7 +4,8 @@
 
 - stableanimator_reference.jpg: NASA's portrait of astronaut Eileen Collins, public domain, as scikit-image ships
   it (skimage.data.astronaut()).
-- stableanimator_driving.webp: that photo moved (sway, bob, zoom) frame by frame: a driving clip for DWPose.
+- stableanimator_driving.mp4: that photo moved (sway, bob, zoom) frame by frame, as a phone would film it: portrait 9:16 (288x512), 25 fps, 2 s,
+  h264 + AAC, with a drum pattern synthesised here (kick, snare, hi-hat and a bass tone; no samples).
 - stableanimator_poses.webp / stableanimator_poses_long.webp: skeletons in the official DWPose style, drawn by
   this pack's renderer from keypoints placed by hand on that photo, the right arm waving and the head tilting.
 - ../icon.png: the registry icon, that skeleton drawn thick.
@@ -22,8 +23,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))   # stableanimator_core imports on its own (it never imports ComfyUI)
 OUT = REPO / "assets" / "inputs"
 SIZE = 512            # the official square size: the pose frames are the video's canvas
-DRIVING_SIZE = 384    # DWPose takes any size; smaller keeps the file small
 FPS = 8
+VIDEO_FPS = 25        # the mp4: a phone's frame rate, portrait
+VIDEO_SECONDS = 2
+VIDEO_SIZE = (288, 512)   # width, height: 9:16, cut from the square photo around the person
+AUDIO_RATE = 44100
 
 # Body points on the 512x512 photo, OpenPose order (subject's right = image left); hips and legs are out of frame.
 BODY = {0: (222, 121), 1: (218, 214), 2: (112, 252), 3: (62, 380), 4: (150, 490), 5: (330, 262), 6: (372, 400),
@@ -105,9 +109,11 @@ def icon(size: int = 256) -> Image.Image:
     return canvas.crop([v * big for v in box]).resize((size, size), Image.LANCZOS)
 
 
-def driving_frames(photo: Image.Image, count: int) -> list[Image.Image]:
-    """The photo swaying and bobbing (zoom and shift per frame), scaled to DRIVING_SIZE."""
+def portrait_frames(photo: Image.Image, count: int) -> list[np.ndarray]:
+    """The photo swaying, bobbing and zooming, cut to 9:16 around the person (x about 220)."""
     w, h = photo.size
+    cw = h * VIDEO_SIZE[0] // VIDEO_SIZE[1]
+    left = 222 - cw // 2
     frames = []
     for i in range(count):
         t = 2 * math.pi * i / count
@@ -115,8 +121,61 @@ def driving_frames(photo: Image.Image, count: int) -> list[Image.Image]:
         dx, dy = 0.05 * w * math.sin(t), 0.03 * h * math.cos(2 * t)
         frame = photo.transform((w, h), Image.AFFINE, (1 / zoom, 0, -dx + w * (1 - 1 / zoom) / 2,
                                                        0, 1 / zoom, -dy + h * (1 - 1 / zoom) / 2), resample=Image.BICUBIC)
-        frames.append(frame.resize((DRIVING_SIZE, DRIVING_SIZE), Image.LANCZOS))
+        frames.append(np.asarray(frame.crop((left, 0, left + cw, h)).resize(VIDEO_SIZE, Image.LANCZOS)))
     return frames
+
+
+def drum_track(seconds: float, rate: int = AUDIO_RATE, bpm: float = 120.0) -> np.ndarray:
+    """A stereo drum loop made from formulas: kick on every beat, snare (noise) on 2 and 4, hi-hat on the eighths,
+    a bass tone following the kick. Seeded noise: the same samples every run. Returns float32 (2, n) in [-1, 1]."""
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    out = np.zeros(n, np.float64)
+    noise = np.random.default_rng(0).standard_normal(n)
+    beat = 60.0 / bpm
+    for k in range(int(seconds / beat * 2) + 1):   # eighth notes
+        start = k * beat / 2
+        i0 = int(start * rate)
+        if i0 >= n:
+            break
+        d = t[i0:] - start
+        if k % 2 == 0:   # kick: a sine falling from 120 to 45 Hz, and the bass tone
+            phase = 2 * math.pi * (45 * d + 75 * (1 - np.exp(-d * 30)) / 30)
+            out[i0:] += 0.8 * np.sin(phase) * np.exp(-d * 9)
+            out[i0:] += 0.15 * np.sin(2 * math.pi * (55 if (k // 4) % 2 == 0 else 65.4) * d) * np.exp(-d * 4)
+            if (k // 2) % 2 == 1:   # snare on beats 2 and 4
+                out[i0:] += 0.35 * noise[i0:] * np.exp(-d * 18) + 0.2 * np.sin(2 * math.pi * 190 * d) * np.exp(-d * 15)
+        hat = noise[i0:] - np.concatenate([[0], noise[i0:-1]])   # differenced noise: bright
+        out[i0:] += 0.08 * hat * np.exp(-d * 60)
+    out = np.tanh(out * 1.2) * 0.7
+    fade = np.minimum(1, np.minimum(t / 0.01, (seconds - t) / 0.05))
+    left, right = out * fade, np.roll(out, 40) * fade   # a touch of width
+    return np.stack([left, right]).astype(np.float32)
+
+
+def save_mp4(path: Path, frames: list[np.ndarray], audio: np.ndarray) -> None:
+    """h264 (yuv420p) + AAC in mp4, the way a phone writes it, through PyAV (ComfyUI's own video library)."""
+    import av
+    from fractions import Fraction
+    with av.open(str(path), "w", format="mp4") as out:
+        video = out.add_stream("libx264", rate=VIDEO_FPS)
+        video.width, video.height = VIDEO_SIZE
+        video.pix_fmt = "yuv420p"
+        video.options = {"crf": "28", "preset": "slow", "threads": "1"}   # one thread: the same bytes every run
+        sound = out.add_stream("aac", rate=AUDIO_RATE)
+        sound.layout = "stereo"
+        sound.bit_rate = 96_000
+        for i, f in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(f, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, VIDEO_FPS)
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+        block = 1024
+        for i in range(0, audio.shape[1], block):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[:, i:i + block]), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = AUDIO_RATE, i
+            out.mux(sound.encode(frame))
+        out.mux(sound.encode())
 
 
 def save_webp(path: Path, frames, lossless: bool):
@@ -131,7 +190,8 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     photo = Image.fromarray(data.astronaut())
     photo.save(OUT / "stableanimator_reference.jpg", quality=92)
-    save_webp(OUT / "stableanimator_driving.webp", driving_frames(photo, 16), lossless=False)
+    count = VIDEO_FPS * VIDEO_SECONDS
+    save_mp4(OUT / "stableanimator_driving.mp4", portrait_frames(photo, count), drum_track(VIDEO_SECONDS))
     save_webp(OUT / "stableanimator_poses.webp", pose_frames(16), lossless=True)
     save_webp(OUT / "stableanimator_poses_long.webp", pose_frames(64, cycles=3), lossless=True)
     icon().save(REPO / "assets" / "icon.png", optimize=True)

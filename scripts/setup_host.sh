@@ -7,6 +7,8 @@
 #   WITH_TEST_DEPS=1 scripts/setup_host.sh   # also install what the test suite needs
 #   WITH_BROWSER=1 scripts/setup_host.sh     # also Debian's chromium and Playwright, for tests/test_browser.py
 #                                            # (apt-get as root or through sudo; SA_CHROMIUM=/path skips it)
+#                                            # and the newest frontend, in .host/frontend-<version>/ (not into the
+#                                            # host's Python), which the browser tests serve with --front-end-root
 #
 # Idempotent: each step leaves a stamp keyed by what it installed, so a second run only checks stamps.
 # Prints the host's python and ComfyUI root at the end and writes them to .host/host.env.
@@ -106,6 +108,14 @@ if [[ ${WITH_BROWSER:-0} == 1 ]]; then
   STAMP_KEY="chromium:$(command -v chromium || echo "${SA_CHROMIUM:-none}")" stamped chromium install_chromium
   STAMP_KEY="$PY:playwright==1.65.2" stamped playwright \
     "$PY" -m pip install -q playwright==1.65.2 -c <(printf '%s\n' "$TORCH_PIN")
+  # The newest ComfyUI frontend (comfyui-frontend-package on PyPI) besides the one ComfyUI pins: a folder of its
+  # own; the host's Python keeps its frontend. Keep the version in step with NEW_FRONTEND in scripts/comfy_host.py.
+  NEW_FRONTEND=$(sed -n 's/^NEW_FRONTEND = "\(.*\)"$/\1/p' "$REPO/scripts/comfy_host.py")
+  new_frontend() {
+    rm -rf "$HOST_DIR/frontend-$NEW_FRONTEND"
+    "$PY" -m pip install -q --no-deps --target "$HOST_DIR/frontend-$NEW_FRONTEND" "comfyui-frontend-package==$NEW_FRONTEND"
+  }
+  STAMP_KEY="frontend:$NEW_FRONTEND" stamped new_frontend new_frontend
 fi
 
 printf 'SA_HOST_PYTHON=%q\nSA_COMFYUI_PATH=%q\n' "$PY" "$ROOT" > "$HOST_DIR/host.env"

@@ -2,8 +2,10 @@
 
 Each file is converted from UI to API format here, with the live host's /object_info (comfyui-autograph), never
 from a hand-kept API copy. The converted prompt then gets small sizes (64x64, few frames, 2 steps), runs on the
-host with small weights in the official formats (tests/fixtures/e2e_models.py), and its saved animated WEBP is
-checked: the requested frame count and size (portrait, so a width/height swap fails), no blank or broken frames.
+host with small weights in the official formats (tests/fixtures/e2e_models.py), and its saved videos are read
+back: the mp4 (h264 with an AAC track of the driving clip's sound, one video frame per pose frame, at the frame
+rate Video Frames gave or the one set on Create Video) and, where shipped, the animated WEBP; the requested frame
+count and size (portrait, so a width/height swap fails), no blank or broken frames.
 The basic workflow's sampled latent is also compared with an independent official-semantics computation."""
 import json
 from pathlib import Path
@@ -13,16 +15,20 @@ import pytest
 
 from comfy_host import EXAMPLE_INPUTS, PromptError, install_example_inputs, ui_to_api as to_api
 from fixtures import e2e_models as e2e
+from fixtures.video_files import read_mp4, write_mp4
 
 pytestmark = [pytest.mark.host, pytest.mark.filterwarnings("ignore::FutureWarning")]
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 W, H = 64, 128   # portrait like the official 576x1024: a width/height swap changes every frame's shape
-SIZE_SOURCES = {"StableAnimatorPoseRender", "StableAnimatorResizeImage"}
+SIZE_SOURCES = {"StableAnimatorPoseRender", "StableAnimatorResizeImage", "StableAnimatorVideoFrames"}
+DRIVING_FPS = 10          # the test's driving mp4
+DRIVING_FRAMES = 5
+POSE_WORKFLOW_FPS = 8.0   # what the pose-frame workflows' Create Video is set to (scripts/build_workflows.py)
 # the shipped example inputs the workflows name -> the test's files (the stand-in face detector sees their face)
 TEST_INPUTS = {"stableanimator_reference.jpg": "reference.png", "stableanimator_poses.webp": "pose_frames.webp",
-               "stableanimator_poses_long.webp": "pose_frames_long.webp", "stableanimator_driving.webp": "driving.webp"}
+               "stableanimator_poses_long.webp": "pose_frames_long.webp", "stableanimator_driving.mp4": "driving.mp4"}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +40,7 @@ def host(comfy_host, request):
     Image.fromarray(e2e.reference_rgb()).save(inp / "reference.png")
     e2e.save_animation(inp / "pose_frames.webp", e2e.skeleton_frames(6))
     e2e.save_animation(inp / "pose_frames_long.webp", e2e.skeleton_frames(66))
-    e2e.save_animation(inp / "driving.webp", e2e.person_frames(5))
+    write_mp4(inp / "driving.mp4", e2e.person_frames(DRIVING_FRAMES, height=H, width=W), DRIVING_FPS)
     e2e.save_animation(inp / "pose_frames_portrait.webp", portrait_poses(4))
     return comfy_host
 
@@ -146,38 +152,89 @@ def test_converts_to_api_format(path, object_info):
                 assert str(value[0]) in api, f"{node['class_type']} links to a dropped node"
 
 
+# Every file each workflow needs, with its model folder (README's table)
+# (the .onnx files, antelopev2 and DWPose, are left out: ComfyUI 0.3.75 never lists .onnx in a model folder for the
+# frontend, so 1.32.9 would report them missing on every load; the Read me note names them)
+NEEDED = {"checkpoints": {"svd_xt.safetensors"},
+          "stableanimator": {"unet.pth", "pose_net.pth", "face_encoder.pth"}}
+NEEDED_DWPOSE = {}
+NEEDED_HJB = {"stableanimator": {"glintr100_torch.pth"}}
+
+
+def needed_files(wf) -> set:
+    parts = [NEEDED]
+    if nodes_of(wf, "StableAnimatorDWPoseLoader"):
+        parts.append(NEEDED_DWPOSE)
+    if nodes_of(wf, "StableAnimatorArcFaceLoader"):
+        parts.append(NEEDED_HJB)
+    return {(d, name) for part in parts for d, names in part.items() for name in names}
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
 def test_names_what_ships(path):
-    """Load Image names files of assets/inputs (copied into input/ once, README), the template browser finds a
-    thumbnail, and the loader links the files the frontend's missing-model dialog can fetch."""
+    """Load Image / Load Video name files of assets/inputs (copied into input/ once, README), the template browser
+    finds a thumbnail, and the workflow lists every model file it needs with its folder and the address it is
+    published at (the frontend's missing-model dialog reads them); each loader lists the files its widgets name."""
     wf = load(path)
     shipped = {f.name for f in EXAMPLE_INPUTS.iterdir()}
-    for n in nodes_of(wf, "LoadImage"):
+    for n in nodes_of(wf, "LoadImage") + nodes_of(wf, "LoadVideo"):
         assert n["widgets_values"][0] in shipped, (n.get("title"), n["widgets_values"][0], shipped)
     assert path.with_suffix(".jpg").is_file(), "no template thumbnail"
+    listed = wf.get("models") or []
+    assert {(m["directory"], m["name"]) for m in listed} == needed_files(wf), listed
+    for m in listed:
+        # the frontend offers downloads only from these hosts (MissingModelsWarning); the file is the one named
+        assert m["url"].startswith("https://huggingface.co/") and m["url"].endswith("/" + m["name"].split("/")[-1]), m
     for loader in nodes_of(wf, "StableAnimatorModelLoader"):
         models = loader["properties"].get("models")
-        assert models, "the missing-model dialog gets nothing"
+        assert models, f"{loader['type']}: the missing-model dialog gets nothing"
+        assert {m["name"] for m in models} == {v for v in loader["widgets_values"] if isinstance(v, str)
+                                                and v.endswith((".safetensors", ".pth"))}, models
         for m in models:
-            assert m["name"] in loader["widgets_values"], m
-            # the frontend downloads only from these hosts and only these suffixes (MissingModelsWarning)
-            assert m["url"].startswith("https://huggingface.co/") and m["url"].endswith("/" + m["name"]), m
-            assert m["name"].endswith(".safetensors") and m["directory"] == "checkpoints", m
+            assert m in listed, m
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
 def test_video_size_is_set_in_one_place(path):
-    """Conditioning's width and height, and Face Boxes', come by link from the node that makes the pose images,
-    which is the only node of the workflow with a size of its own."""
+    """The video size is typed in on one node; every other node that has a size (Render Poses, Resize Images,
+    Conditioning, Face Boxes) takes it by link from there, so the sizes cannot disagree."""
     wf = load(path)
-    sources = [n for n in wf["nodes"] if n["type"] in SIZE_SOURCES]
-    assert len(sources) == 1, [n["type"] for n in sources]
-    source = sources[0]
+    typed = [n for n in wf["nodes"] if n["type"] in SIZE_SOURCES and source_of(wf, n, "width") is None]
+    assert len(typed) == 1, [n["type"] for n in typed]
+    source = typed[0]
+    sized = [n for n in wf["nodes"] if n["type"] in SIZE_SOURCES | {"StableAnimatorConditioning",
+                                                                     "StableAnimatorFaceBoxes"}]
+    for n in sized:
+        if n is source:
+            continue
+        for side in ("width", "height"):
+            src = source_of(wf, n, side)
+            assert src is not None, f"{n['type']}.{side} is typed in, not linked"
+            while src[0] is not source:   # through Render Poses / Resize Images to the source
+                src = source_of(wf, src[0], side)
+                assert src is not None, f"{n['type']}.{side} does not come from {source['type']}"
     for n in nodes_of(wf, "StableAnimatorConditioning"):
-        assert source_of(wf, n, "pose_images") == (source, "images")
-    for n in nodes_of(wf, "StableAnimatorConditioning") + nodes_of(wf, "StableAnimatorFaceBoxes"):
-        assert source_of(wf, n, "width") == (source, "width"), n["type"]
-        assert source_of(wf, n, "height") == (source, "height"), n["type"]
+        pose = source_of(wf, n, "pose_images")[0]
+        assert pose["type"] in SIZE_SOURCES, pose["type"]
+
+
+def test_driving_workflows_read_a_video_and_keep_the_photo_undistorted():
+    """Load Video -> Video Frames (size from the clip's aspect) -> poses; the photo reaches Conditioning through
+    Resize Images with crop or pad at Video Frames' size (never stretched by default); Create Video takes Video
+    Frames' fps and audio."""
+    for name in ("stableanimator_driving_video.json", "stableanimator_hjb_identity.json"):
+        wf = load(REPO / "workflows" / name)
+        frames = nodes_of(wf, "StableAnimatorVideoFrames")[0]
+        assert source_of(wf, frames, "video")[0]["type"] == "LoadVideo"
+        assert frames["widgets_values"][2] == "follow video aspect", frames["widgets_values"]
+        cond = nodes_of(wf, "StableAnimatorConditioning")[0]
+        ref, _ = source_of(wf, cond, "reference")
+        assert ref["type"] == "StableAnimatorResizeImage" and ref["widgets_values"][-1] in ("crop", "pad"), ref
+        assert source_of(wf, ref, "width") == (frames, "width")
+        create = nodes_of(wf, "CreateVideo")[0]
+        assert source_of(wf, create, "fps") == (frames, "fps") and source_of(wf, create, "audio") == (frames, "audio")
+        save = nodes_of(wf, "SaveVideo")[0]
+        assert save["widgets_values"][1:] == ["mp4", "h264"], save["widgets_values"]
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -187,12 +244,17 @@ def shrink(api: dict, frames: int, prefix: str, window=16, overlap=4) -> dict:
     """Small sizes for the CPU: what a user would change in the widgets."""
     for node in api.values():
         t, inputs = node["class_type"], node["inputs"]
-        if t == "StableAnimatorConditioning":
-            inputs.update(width=W, height=H, frames=frames)
-        elif t in SIZE_SOURCES or t == "StableAnimatorFaceBoxes":
-            inputs.update(width=W, height=H)
+        if t in SIZE_SOURCES or t in ("StableAnimatorFaceBoxes", "StableAnimatorConditioning"):
+            # typed-in sizes only: a linked size follows its source
+            inputs.update({k: v for k, v in (("width", W), ("height", H)) if not isinstance(inputs.get(k), list)})
+            if t == "StableAnimatorConditioning":
+                inputs.update(frames=frames)
+            if t == "StableAnimatorVideoFrames":   # read only the frames generated: the sound follows them
+                inputs.update(frame_cap=frames)
         elif t == "LoadImage" and inputs["image"] in TEST_INPUTS:
             inputs.update(image=TEST_INPUTS[inputs["image"]])
+        elif t == "LoadVideo" and inputs["file"] in TEST_INPUTS:
+            inputs.update(file=TEST_INPUTS[inputs["file"]])
         elif t == "StableAnimatorApply":
             inputs.update(window=window, overlap=overlap)
         elif t == "StableAnimatorSampler":
@@ -209,6 +271,8 @@ def shrink(api: dict, frames: int, prefix: str, window=16, overlap=4) -> dict:
             inputs.update(device="cpu")
         elif t == "SaveAnimatedWEBP":
             inputs.update(filename_prefix=prefix, lossless=True)
+        elif t == "SaveVideo":
+            inputs.update(filename_prefix=f"video/{prefix}")
         elif t == "SaveImage":
             inputs.update(filename_prefix=prefix + "_image")
     return api
@@ -223,7 +287,29 @@ def saved_files(outputs: dict, host, suffix: str) -> list[Path]:
     return files
 
 
-def check_video(outputs, host, frames):
+def check_mp4(outputs, host, frames, fps, audio: bool):
+    """The mp4 Save Video wrote: h264, one frame per pose frame at `fps`, and (with `audio`) a sound track as
+    long as the frames (AAC pads up to one 1024-sample frame at each end)."""
+    videos = saved_files(outputs, host, ".mp4")
+    assert len(videos) == 1, outputs
+    got = read_mp4(videos[0])
+    decoded, got_fps, codec, seconds = got["frames"], got["fps"], got["codec"], got["audio_seconds"]
+    assert codec == "h264", codec
+    assert len(decoded) == frames and abs(got_fps - fps) < 1e-3, (len(decoded), got_fps, frames, fps)
+    for f in decoded:
+        assert f.shape == (H, W, 3), f.shape
+        assert f.astype(float).std() > 1.0
+    if audio:
+        assert seconds is not None and got["audio_codec"] == "aac", "the mp4 has no audio stream"
+        assert abs(seconds - frames / fps) < 0.15, (seconds, frames / fps)
+    return decoded
+
+
+def check_video(outputs, host, frames, webp=True, fps=POSE_WORKFLOW_FPS, audio=False):
+    check_mp4(outputs, host, frames, fps, audio)
+    if not webp:
+        assert not saved_files(outputs, host, ".webp"), outputs
+        return None
     videos = saved_files(outputs, host, ".webp")
     assert len(videos) == 1, outputs
     decoded = e2e.webp_frames(videos[0])
@@ -247,12 +333,13 @@ def test_basic_workflow_runs(host, object_info):
 
 def test_driving_video_workflow_runs(host, object_info):
     _, outputs = run_workflow(host, object_info, "stableanimator_driving_video.json", frames=0)
-    check_video(outputs, host, 5)   # frames 0: every driving frame
+    # frames 0: every driving frame, at the clip's own rate, with its sound
+    check_video(outputs, host, DRIVING_FRAMES, webp=False, fps=DRIVING_FPS, audio=True)
 
 
 def test_hjb_identity_workflow_runs(host, object_info):
     api, outputs = run_workflow(host, object_info, "stableanimator_hjb_identity.json", frames=3)
-    check_video(outputs, host, 3)
+    check_video(outputs, host, 3, webp=False, fps=DRIVING_FPS, audio=True)
     sim = next(k for k, v in api.items() if v["class_type"] == "StableAnimatorIdentitySimilarity")
     assert outputs[sim]["text"][0].startswith("CSIM"), outputs[sim]
     plots = saved_files(outputs, host, ".png")
@@ -368,6 +455,7 @@ def test_basic_workflow_matches_the_official_pipeline(host, object_info, request
             node["inputs"]["image"] = "pose_frames_portrait.webp"
     samp_id = next(k for k, v in api.items() if v["class_type"] == "StableAnimatorSampler")
     cond = next(v["inputs"] for v in api.values() if v["class_type"] == "StableAnimatorConditioning")
+    cond = {**cond, "width": W, "height": H}   # linked from Resize Images, which shrink() set to W x H
     api["900"] = {"class_type": "SaveLatent", "inputs": {"samples": [samp_id, 0], "filename_prefix": "e2e_official/latent"}}
     outputs = host.run(api, timeout=600)
     check_video(outputs, host, 4)
