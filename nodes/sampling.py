@@ -11,7 +11,6 @@ The official noise is also a NOISE node (Animator Noise), for SamplerCustomAdvan
 """
 import torch
 
-import comfy.model_management as mm
 import comfy.sample
 import comfy.samplers
 import comfy.utils

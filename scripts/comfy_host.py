@@ -48,6 +48,17 @@ class PromptError(RuntimeError):
         super().__init__(message)
         self.body = body
 
+    def user_message(self) -> str:
+        """What ComfyUI shows the user: the validation errors of each node, or the execution error."""
+        body = self.body
+        if "node_errors" in body:
+            parts = [body.get("error", {}).get("message", "")]
+            for node_id, entry in body["node_errors"].items():
+                for e in entry.get("errors", []):
+                    parts.append(f"{entry.get('class_type')} #{node_id}: {e.get('message')}: {e.get('details')}")
+            return "\n".join(p for p in parts if p)
+        return ComfyHost.error_message(body)
+
 
 def read_host_env() -> tuple[str, str]:
     """Python and ComfyUI root written by scripts/setup_host.sh."""

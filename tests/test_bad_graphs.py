@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from safetensors.torch import load_file
 
-from comfy_host import ComfyHost, PromptError
+from comfy_host import PromptError
 from fixtures import e2e_models as e2e
 
 pytestmark = [pytest.mark.host, pytest.mark.filterwarnings("ignore::FutureWarning")]
@@ -69,14 +69,7 @@ def generation(frames=2, window=16, overlap=4, sampler="pack", prefix="bad_graph
 
 
 def user_message(err: PromptError) -> str:
-    body = err.body
-    if "node_errors" in body:
-        parts = [body.get("error", {}).get("message", "")]
-        for node_id, entry in body["node_errors"].items():
-            for e in entry.get("errors", []):
-                parts.append(f"{entry.get('class_type')} #{node_id}: {e.get('message')}: {e.get('details')}")
-        return "\n".join(p for p in parts if p)
-    return ComfyHost.error_message(body)
+    return err.user_message()
 
 
 def failing_node(err: PromptError) -> str | None:

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from comfy_host import ComfyHost, PromptError
+from comfy_host import PromptError
 from fixtures import e2e_models as e2e
 from fixtures.face_models import paint_face, textured_image
 
@@ -91,15 +91,7 @@ def add_generation(prompt, steps=1, prefix="bad_inputs/video"):
 
 
 def user_message(err: PromptError) -> str:
-    """What ComfyUI shows: the validation errors of each node, or the execution error."""
-    body = err.body
-    if "node_errors" in body:
-        parts = [body.get("error", {}).get("message", "")]
-        for node_id, entry in body["node_errors"].items():
-            for e in entry.get("errors", []):
-                parts.append(f"{entry.get('class_type')} #{node_id}: {e.get('message')}: {e.get('details')}")
-        return "\n".join(p for p in parts if p)
-    return ComfyHost.error_message(body)
+    return err.user_message()
 
 
 def expect_error(host, prompt, *fragments, title, before_running=False):

@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-from comfy_host import ComfyHost, PromptError
+from comfy_host import PromptError
 from fixtures.video_clips import write_clip
 
 pytestmark = [pytest.mark.host]
@@ -68,14 +68,7 @@ def still_serves(host):
 
 
 def user_message(err: PromptError) -> str:
-    body = err.body
-    if "node_errors" in body:
-        parts = [body.get("error", {}).get("message", "")]
-        for node_id, entry in body["node_errors"].items():
-            for e in entry.get("errors", []):
-                parts.append(f"{entry.get('class_type')} #{node_id}: {e.get('message')}: {e.get('details')}")
-        return "\n".join(p for p in parts if p)
-    return ComfyHost.error_message(body)
+    return err.user_message()
 
 
 def expect_error(host, prompt, *fragments, title):

@@ -92,31 +92,31 @@ def read_frames(source, info, width: int, height: int, fit: str, rate: float, st
             container.close()
 
     def run(seek: bool):
-        k, prev, prev_t, prev_img, clip_end = 0, None, None, None, 0.0
-        decoded = frames(seek)
-        try:
-            for t, frame in decoded:
-                if prev is None and seek and start > 0 and t > start + eps:
-                    return None           # the seek landed after the start: decode from the beginning instead
-                while prev is not None and wanted(k) and start + k / rate + eps < t:
-                    if prev_img is None:
-                        prev_img = convert(prev)
-                    out.append(prev_img)
-                    k += 1
-                    if progress:
-                        progress(k, total)
-                if not wanted(k):
-                    return t
-                prev, prev_t, prev_img = frame, t, None
-                dur = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else 0.0
-                clip_end = t + (dur or frame_period(info.rate))
-            while prev is not None and wanted(k) and start + k / rate + eps < clip_end:
+        k, prev, prev_img, clip_end = 0, None, None, 0.0
+
+        def emit_until(limit):
+            """The previous frame is on screen until `limit`: it fills every wanted output time before that."""
+            nonlocal k, prev_img
+            while prev is not None and wanted(k) and start + k / rate + eps < limit:
                 if prev_img is None:
                     prev_img = convert(prev)
                 out.append(prev_img)
                 k += 1
                 if progress:
                     progress(k, total)
+
+        decoded = frames(seek)
+        try:
+            for t, frame in decoded:
+                if prev is None and seek and start > 0 and t > start + eps:
+                    return None           # the seek landed after the start: decode from the beginning instead
+                emit_until(t)
+                if not wanted(k):
+                    return t
+                prev, prev_img = frame, None
+                dur = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else 0.0
+                clip_end = t + (dur or frame_period(info.rate))
+            emit_until(clip_end)
             return clip_end
         finally:
             decoded.close()   # before a second pass opens the same BytesIO
