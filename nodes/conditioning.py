@@ -10,6 +10,7 @@ from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.image_ops import check_size, resize_lanczos, to_rgb
 from ..stableanimator_core.model.reference_prep import clip_input, noised_vae_input, pose_tensor
 from .images import validate_size
+from .host_internals import cond_with
 from .patching import run_checks_hook
 from .socket_types import ANIMATOR, FACE_EMBED
 from .validation import check_inputs, known, require_finite
@@ -28,7 +29,7 @@ class CONDPerFrame(comfy.conds.CONDRegular):
                 f"this model call has {batch_size} frames but got {self.cond.shape[0]} StableAnimator pose frames: "
                 "another node's context windows (e.g. Context Windows (Manual)) do not hand StableAnimator the pose "
                 "frames of each window; set the windows with Apply Animator's window and overlap instead")
-        return self._copy_with(self.cond)
+        return cond_with(self, self.cond)
 
 
 def face_tokens(animator, id_embedding: torch.Tensor, clip_embed: torch.Tensor) -> torch.Tensor:

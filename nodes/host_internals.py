@@ -187,3 +187,65 @@ def guider_run_parts(executor):
     except AttributeError as e:
         raise _changed("the OUTER_SAMPLE executor's class_obj (CFGGuider) model_patcher / model_options / conds",
                        e) from None
+
+
+# ---- 4. ComfyUI's SVD model built from a UNet state dict (the loader replaces every UNet weight) -------------
+# Internal: comfy.model_detection.detect_unet_config reads the UNet's shapes off its keys (ComfyUI layout);
+# comfy.supported_models.SVD_img2vid(config) is the model config core gives svd_xt; model_management's
+# unet_inital_load_device (sic) picks where the weights are placed first.
+
+def svd_unet_config(unet_sd: dict) -> dict | None:
+    """The UNet config ComfyUI detects from a ComfyUI-layout state dict, or None when it is not a
+    spatio-temporal (SVD) UNet."""
+    import comfy.model_detection
+    try:
+        config = comfy.model_detection.detect_unet_config(unet_sd, "")
+    except (AttributeError, TypeError) as e:
+        raise _changed("comfy.model_detection.detect_unet_config(state_dict, prefix)", e) from None
+    return config if config and config.get("use_temporal_attention") else None
+
+
+def svd_model(unet_sd: dict, config: dict, dtype, params: int):
+    """(ComfyUI's SVD_img2vid model with an empty UNet of `config`, load device, inference dtype); dtype None
+    lets ComfyUI choose as its own loaders do."""
+    import comfy.model_management as mm
+    import comfy.supported_models
+    import comfy.utils
+    try:
+        model_config = comfy.supported_models.SVD_img2vid(config)   # built from the detected shapes, not by size
+        load_device = mm.get_torch_device()
+        if dtype is None:
+            dtype = mm.unet_dtype(model_params=params, supported_dtypes=model_config.supported_inference_dtypes,
+                                  weight_dtype=comfy.utils.weight_dtype(unet_sd))
+        model_config.set_inference_dtype(dtype, mm.unet_manual_cast(dtype, load_device,
+                                                                    model_config.supported_inference_dtypes))
+        initial = mm.unet_inital_load_device(params, dtype)
+    except (AttributeError, TypeError) as e:
+        raise _changed("comfy.supported_models.SVD_img2vid / model_management.unet_inital_load_device", e) from None
+    return model_config.get_model(unet_sd, "", device=initial), load_device, dtype
+
+
+# ---- 5. The attention of core's CrossAttention (the ID adapter extends attn2) --------------------------------
+# Internal: CrossAttention keeps to_q / to_k / to_v (Linear), to_out (Sequential: Linear, Dropout), heads and
+# attn_precision; the attention function is comfy.ldm.modules.attention.optimized_attention, which start flags
+# and packs replace, so it is looked up at call time as core's CrossAttention does.
+
+CROSS_ATTENTION_PARTS = ("to_q", "to_k", "to_v", "to_out", "heads")
+
+
+def cross_attention_parts(attn2) -> None:
+    """Refuses an attention module that no longer has the parts the ID adapter reuses."""
+    missing = [name for name in CROSS_ATTENTION_PARTS if not hasattr(attn2, name)]
+    if missing:
+        raise _changed(f"CrossAttention ({type(attn2).__name__}) has no {', '.join(missing)}")
+
+
+def host_attention(attn_precision):
+    """ComfyUI's attention, looked up at call time: the backend ComfyUI was started with (sage, flash, xformers,
+    PyTorch), a pack that swaps it, and transformer_options' optimized_attention_override."""
+    import comfy.ldm.modules.attention as comfy_attention
+
+    def attention(q, k, v, heads, transformer_options):
+        return comfy_attention.optimized_attention(q, k, v, heads, attn_precision=attn_precision,
+                                                   transformer_options=transformer_options)
+    return attention

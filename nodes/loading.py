@@ -5,12 +5,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-import comfy.model_detection
 import comfy.model_management as mm
 import comfy.model_patcher
 import comfy.ops
 import comfy.sd
-import comfy.supported_models
 import comfy.utils
 from comfy import clip_vision
 
@@ -19,6 +17,7 @@ from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.model.face_encoder import FaceEncoder
 from ..stableanimator_core.model.pose_net import PoseNet
 from ..stableanimator_core.model.unet_keys import OFFICIAL_RESNET_EPS, resnet_norms_with_official_eps, split_official_unet
+from .host_internals import svd_model, svd_unet_config
 
 log = logging.getLogger("StableAnimator")
 DTYPES = {"auto": None, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
@@ -82,17 +81,10 @@ def load_unet(path: str, dtype: torch.dtype | None):
     if not adapter:
         raise StableAnimatorError(f"{name} has no ID adapter weights (attn2.processor.id_to_k/v): "
                                   "it is a plain SVD UNet, not StableAnimator's Animation/unet.pth")
-    config = comfy.model_detection.detect_unet_config(unet_sd, "")
-    if not config or not config.get("use_temporal_attention"):
+    config = svd_unet_config(unet_sd)
+    if config is None:
         raise StableAnimatorError(f"{name} is not a spatio-temporal (SVD) UNet")
-    model_config = comfy.supported_models.SVD_img2vid(config)  # built from the detected shapes, not matched by size
-    params = comfy.utils.calculate_parameters(unet_sd)
-    load_device = mm.get_torch_device()
-    if dtype is None:
-        dtype = mm.unet_dtype(model_params=params, supported_dtypes=model_config.supported_inference_dtypes,
-                              weight_dtype=comfy.utils.weight_dtype(unet_sd))
-    model_config.set_inference_dtype(dtype, mm.unet_manual_cast(dtype, load_device, model_config.supported_inference_dtypes))
-    model = model_config.get_model(unet_sd, "", device=mm.unet_inital_load_device(params, dtype))
+    model, load_device, dtype = svd_model(unet_sd, config, dtype, comfy.utils.calculate_parameters(unet_sd))
     expected = {k[len("diffusion_model."):]: v.shape for k, v in model.state_dict().items() if k.startswith("diffusion_model.")}
     check_layout(unet_sd, expected, name, official_names)
     model.diffusion_model.load_state_dict(unet_sd, strict=True)

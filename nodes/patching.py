@@ -17,24 +17,14 @@ import torch
 
 import comfy.hooks
 import comfy.patcher_extension
-import comfy.ldm.modules.attention as comfy_attention
 
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.model.id_attention import IDCrossAttention
 from .context_windows import StableAnimatorWindows, set_windows
-from .host_internals import guider_run_parts
+from .host_internals import cross_attention_parts, guider_run_parts, host_attention
 
 WRAPPER_KEY = "stableanimator"
 POSE_FEATURES = "stableanimator_pose_features"
-
-
-def host_attention(attn_precision):
-    """ComfyUI's attention, looked up at call time as core's CrossAttention does: the backend ComfyUI was started
-    with (sage, flash, xformers, PyTorch), a pack that swaps it, and transformer_options' optimized_attention_override."""
-    def attention(q, k, v, heads, transformer_options):
-        return comfy_attention.optimized_attention(q, k, v, heads, attn_precision=attn_precision,
-                                                   transformer_options=transformer_options)
-    return attention
 
 
 def _linear_like(reference: torch.nn.Module, weight: torch.Tensor) -> torch.nn.Module:
@@ -52,6 +42,7 @@ def install_id_adapter(model, id_adapter: dict, strength: float):
             attn2 = model.get_model_object(name)
         except AttributeError:
             raise StableAnimatorError(f"the MODEL has no {path}: connect the MODEL of the StableAnimator loader") from None
+        cross_attention_parts(attn2)
         if hasattr(attn2, "id_to_k"):
             raise StableAnimatorError("StableAnimator is already applied to this MODEL; apply it once")
         if tuple(weights["id_to_k"].shape) != tuple(attn2.to_k.weight.shape):

@@ -127,3 +127,41 @@ def test_sampler_internals(internals):
     sigmas = torch.tensor([1.0, 0.0])
     assert internals.run_sigmas({"transformer_options": {"sample_sigmas": sigmas}}) is sigmas
     assert internals.run_sigmas({}) is None
+
+
+def test_svd_model_from_a_unet_state_dict(internals):
+    """The loader's path: ComfyUI detects the SVD config from the converted official UNet and builds its SVD model
+    with exactly those tensors; a UNet without temporal layers is not taken for SVD."""
+    import comfy.model_base
+    from fixtures.official_weights import adapter_tensors, diffusers_unet, official_unet_state_dict
+    from stableanimator_core.model.unet_keys import split_official_unet
+    unet = diffusers_unet(seed=0)
+    unet_sd, _ = split_official_unet(official_unet_state_dict(unet, adapter_tensors(unet)))
+    config = internals.svd_unet_config(unet_sd)
+    assert config is not None and config["use_temporal_attention"]
+    model, load_device, dtype = internals.svd_model(unet_sd, config, torch.float32, 1000)
+    assert isinstance(model, comfy.model_base.SVD_img2vid) and dtype == torch.float32
+    assert load_device == torch.device("cpu")
+    layout = {k[len("diffusion_model."):]: tuple(v.shape) for k, v in model.state_dict().items()
+              if k.startswith("diffusion_model.")}
+    assert layout == {k: tuple(v.shape) for k, v in unet_sd.items()}
+    spatial_only = {k: v for k, v in unet_sd.items() if "time_stack" not in k and "time_mixer" not in k}
+    assert internals.svd_unet_config(spatial_only) is None
+
+
+def test_svd_model_fails_loudly_when_core_moves(internals, monkeypatch):
+    import comfy.model_management
+    monkeypatch.delattr(comfy.model_management, "unet_inital_load_device")
+    with pytest.raises(Exception, match="changed an internal StableAnimator relies on.*unet_inital_load_device"):
+        internals.svd_model({}, {}, torch.float32, 0)
+
+
+def test_cross_attention_parts_and_the_attention_looked_up_at_call_time(internals, monkeypatch):
+    import comfy.ldm.modules.attention as attention
+    internals.cross_attention_parts(attention.CrossAttention(32, context_dim=16, heads=2, dim_head=16))
+    with pytest.raises(Exception, match="changed an internal StableAnimator relies on.*has no to_q, to_k, to_v"):
+        internals.cross_attention_parts(torch.nn.Linear(2, 2))
+    fn, seen = internals.host_attention(None), []
+    monkeypatch.setattr(attention, "optimized_attention", lambda q, k, v, heads, **kw: seen.append(heads) or q)
+    q = torch.ones(1, 3, 4)
+    assert fn(q, q, q, 2, {}) is q and seen == [2]
