@@ -433,8 +433,6 @@ def wait_for_new_prompt(host, known: set, timeout: float = 900) -> dict:
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
 def test_runs_from_the_run_button(host, frontend, path):
-    if frontend.version != FRONTENDS[0] and "driving_video" not in path.stem:
-        pytest.skip("the newest frontend runs the driving-video workflow only (CPU time); it opens all four")
     wf = open_by(frontend, path, "drop")
     for node_id, name, value in toy_settings(wf, path.stem, frontend.graph_report()):
         frontend.set_widget(node_id, name, value)
