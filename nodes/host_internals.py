@@ -95,6 +95,39 @@ def wrap_decoder_blocks(decoder, wrap) -> None:
         raise _changed("the mid / up block layout of temporal_ae.VideoDecoder", e) from None
 
 
+# ---- 1b. Decoding one clip of frames together (Decode Video's spatial tiles) ---------------------------------
+# Internal: comfy.sd.VAE's `first_stage_model.decode` decodes a whole batch in one call (the temporal decoder mixes
+# the batch's frames), with the input on `device` in `vae_dtype` and the result moved to `output_device`;
+# `process_output` maps [-1, 1] to [0, 1]; `memory_used_decode(shape, dtype)` is ComfyUI's estimate per frame;
+# `patcher` and `disable_offload` are what VAE.decode itself hands to load_models_gpu.
+
+def vae_clip_decoder(vae):
+    """A namespace for a ComfyUI VAE: decode (F,4,h,w) -> (F,3,8h,8w) in [-1, 1] with all F frames in one call;
+    to_images maps that to (F,8h,8w,3) in [0, 1] as VAE.decode returns it; memory_per_frame(shape) is ComfyUI's
+    estimate; load(bytes) loads the VAE as VAE.decode does; output_device is where decoded pixels go."""
+    from types import SimpleNamespace
+    import comfy.model_management as mm
+    try:
+        network, device, dtype, output_device = vae.first_stage_model, vae.device, vae.vae_dtype, vae.output_device
+        process_output, estimate, patcher, no_offload = (vae.process_output, vae.memory_used_decode, vae.patcher,
+                                                         vae.disable_offload)
+    except AttributeError as e:
+        raise _changed("comfy.sd.VAE's first_stage_model / device / vae_dtype / output_device / process_output / "
+                       "memory_used_decode / patcher / disable_offload", e) from None
+
+    def decode(latent):
+        return network.decode(latent.to(device, dtype)).to(output_device).float()
+
+    def to_images(pixels):
+        return process_output(pixels).movedim(1, -1)
+
+    def load(memory):
+        mm.load_models_gpu([patcher], memory_required=memory, force_full_load=no_offload)
+
+    return SimpleNamespace(decode=decode, to_images=to_images, memory_per_frame=lambda shape: estimate(shape, dtype),
+                           load=load, output_device=output_device)
+
+
 # ---- 2. Context windows (the official windows are an IndexListContextHandler) -------------------------------
 # 0.3.75 has two bugs along frames (dim 0) that newer ComfyUI fixes: set_step compares the whole per-frame
 # timestep with the schedule (a shape error for a video) and raises between schedule points (dpm_2, heun); and

@@ -11,6 +11,8 @@ import torch
 import comfy.model_management as mm
 import comfy.utils
 
+from .host_internals import vae_clip_decoder
+
 SCALE = 8   # SVD's VAE: 8 pixels per latent cell
 
 
@@ -24,29 +26,23 @@ def tiling_problem(tile: int, overlap: int) -> str | None:
     return None
 
 
-def _decode_frames(vae, latent: torch.Tensor) -> torch.Tensor:
-    """(F,4,h,w) latent -> (F,3,8h,8w) in [-1, 1]: all F frames in one temporal decoder call."""
-    return vae.first_stage_model.decode(latent.to(vae.device, vae.vae_dtype)).to(vae.output_device).float()
-
-
 def decode_clip(vae, latent: torch.Tensor, tile: int = 0, overlap: int = 64) -> torch.Tensor:
     """One clip of frames (F,4,h,w) -> images (F,H,W,3) in [0, 1]. tile/overlap in pixels; tile 0 (or a tile
     covering the frame) is core's VAE.decode of the clip."""
     frames, channels, h, w = latent.shape
     if not tile or (h * SCALE <= tile and w * SCALE <= tile):
         return vae.decode(latent)
+    clip_decoder = vae_clip_decoder(vae)
     cells = tile // SCALE
-    # ComfyUI's estimate for one tile of all the clip's frames (its figure is per frame)
-    memory = vae.memory_used_decode((frames, channels, min(h, cells), min(w, cells)), vae.vae_dtype) * frames
-    mm.load_models_gpu([vae.patcher], memory_required=memory, force_full_load=vae.disable_offload)
+    clip_decoder.load(clip_decoder.memory_per_frame((frames, channels, min(h, cells), min(w, cells))) * frames)
 
     def folded(x):   # (1, F*4, th, tw) -> (1, F*3, 8th, 8tw): the clip's frames decoded together
-        return _decode_frames(vae, x.reshape(frames, channels, *x.shape[-2:])).reshape(1, -1, *(s * SCALE for s in x.shape[-2:]))
+        return clip_decoder.decode(x.reshape(frames, channels, *x.shape[-2:])).reshape(1, -1, *(s * SCALE for s in x.shape[-2:]))
 
     out = comfy.utils.tiled_scale(latent.reshape(1, frames * channels, h, w), folded, tile_x=cells, tile_y=cells,
                                   overlap=overlap // SCALE, upscale_amount=SCALE, out_channels=frames * 3,
-                                  output_device=vae.output_device)
-    return vae.process_output(out.reshape(frames, 3, h * SCALE, w * SCALE)).movedim(1, -1)
+                                  output_device=clip_decoder.output_device)
+    return clip_decoder.to_images(out.reshape(frames, 3, h * SCALE, w * SCALE))
 
 
 def decode_video(vae, samples: torch.Tensor, chunk: int, tile: int = 0, overlap: int = 64, on_clip=None) -> torch.Tensor:

@@ -165,3 +165,21 @@ def test_cross_attention_parts_and_the_attention_looked_up_at_call_time(internal
     monkeypatch.setattr(attention, "optimized_attention", lambda q, k, v, heads, **kw: seen.append(heads) or q)
     q = torch.ones(1, 3, 4)
     assert fn(q, q, q, 2, {}) is q and seen == [2]
+
+
+def test_vae_clip_decoder_is_vae_decode_of_the_clip(internals):
+    """Decode Video's tiles decode a clip through these parts; untiled, they must give what VAE.decode gives."""
+    vae = svd_vae(small=True, seed=3)
+    z = torch.randn(3, 4, 4, 4, generator=torch.Generator().manual_seed(1))
+    parts = internals.vae_clip_decoder(vae)
+    parts.load(parts.memory_per_frame((3, 4, 4, 4)) * 3)
+    with torch.inference_mode():
+        want = vae.decode(z)
+        got = parts.to_images(parts.decode(z))
+    assert got.shape == want.reshape(-1, *want.shape[-3:]).shape
+    torch.testing.assert_close(got, want.reshape(got.shape), rtol=0, atol=1e-5)
+
+    class Changed:
+        first_stage_model = vae.first_stage_model
+    with pytest.raises(Exception, match="changed an internal StableAnimator relies on.*vae_dtype"):
+        internals.vae_clip_decoder(Changed())
