@@ -81,6 +81,10 @@ def reference_box(reference: torch.Tensor, face_embed) -> torch.Tensor:
     box = face_embed.boxes[0].detach().float().clone().reshape(1, 4)
     eh, ew = face_embed.image_size
     if (eh, ew) != (height, width):
+        if abs(width / height - ew / eh) > 0.02 * ew / eh:
+            log.warning("StableAnimator HJB: the reference is %dx%d but Face Embed saw a %dx%d image; its face box is "
+                        "stretched to fit, which is right only if the reference was stretched. Link the photo Face "
+                        "Embed saw to HJB's reference (a cropped or padded copy moves the face).", width, height, ew, eh)
         box = box * torch.tensor([width / ew, height / eh, width / ew, height / eh])
     return boxes_to_pixels(box, height, width)[0]
 
@@ -236,7 +240,8 @@ class StableAnimatorHJB(io.ComfyNode):
                 io.Model.Input("model", tooltip="MODEL from Apply Animator (one HJB node per MODEL: not from another HJB node)."),
                 io.Vae.Input("vae", tooltip="SVD-xt's VAE: gradients flow through its decoder."),
                 ARCFACE.Input("arcface", tooltip="Load ArcFace (HJB) (glintr100_torch.pth or antelopev2's glintr100.onnx)."),
-                io.Image.Input("reference", tooltip="The reference photo (the same as for conditioning)."),
+                io.Image.Input("reference", tooltip="The reference photo as loaded: the image Face Embed (reference_face) saw, "
+                               "since its face box is read in that image. Not the resized or cropped copy."),
                 FACE_EMBED.Input("reference_face", tooltip="Face Embed of the reference: its face box gives the reference crop."),
                 io.Mask.Input("face_masks", tooltip="One face mask per frame (Face Boxes); scaled to the "
                                                     "generation size when they differ."),

@@ -282,3 +282,26 @@ def host_attention(attn_precision):
         return comfy_attention.optimized_attention(q, k, v, heads, attn_precision=attn_precision,
                                                    transformer_options=transformer_options)
     return attention
+
+
+# ---- 6. What ComfyUI reads off a loaded MODEL: its size and the dtype it computes in -------------------------
+# Internal: ModelPatcher.model_size() caches the module tree's bytes in `size` and returns that cache afterwards
+# (load_models_gpu frees and partially loads by it); BaseModel keeps the cast dtype of fp8 storage in
+# `manual_cast_dtype` (None when the weights are computed in their own dtype).
+
+def add_model_bytes(patcher, extra: int) -> None:
+    """Makes ComfyUI's memory estimate of `patcher` count `extra` bytes more (layers it holds outside its module
+    tree, such as object patches)."""
+    want = patcher.model_size() + extra
+    patcher.size = want
+    if patcher.model_size() != want:
+        raise _changed("ModelPatcher.model_size() no longer returns its cached `size`")
+
+
+def compute_dtype(patcher) -> torch.dtype:
+    """The dtype ComfyUI computes a MODEL's UNet in: its storage dtype, or the cast dtype when it stores fp8 (or
+    a dtype the device cannot compute in)."""
+    try:
+        return patcher.model.manual_cast_dtype or patcher.model.get_dtype()
+    except AttributeError as e:
+        raise _changed("BaseModel.manual_cast_dtype / get_dtype()", e) from None

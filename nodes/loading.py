@@ -17,7 +17,7 @@ from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.model.face_encoder import FaceEncoder
 from ..stableanimator_core.model.pose_net import PoseNet
 from ..stableanimator_core.model.unet_keys import OFFICIAL_RESNET_EPS, resnet_norms_with_official_eps, split_official_unet
-from .host_internals import svd_model, svd_unet_config
+from .host_internals import compute_dtype, svd_model, svd_unet_config
 
 log = logging.getLogger("StableAnimator")
 DTYPES = {"auto": None, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
@@ -94,12 +94,6 @@ def load_unet(path: str, dtype: torch.dtype | None):
     # The ID adapter is stored like the to_k/to_v it parallels (fp8 too); its layers cast like the UNet's.
     adapter = {path: {k: w.to(dtype) for k, w in kv.items()} for path, kv in adapter.items()}
     return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=mm.unet_offload_device()), adapter, dtype
-
-
-def compute_dtype(model) -> torch.dtype:
-    """The dtype ComfyUI computes the UNet in: its storage dtype, or the cast dtype when it stores fp8 (or a
-    dtype the device cannot compute in)."""
-    return model.model.manual_cast_dtype or model.model.get_dtype()
 
 
 def load_module(cls, path: str, dtype: torch.dtype):

@@ -21,7 +21,7 @@ import comfy.patcher_extension
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.model.id_attention import IDCrossAttention
 from .context_windows import StableAnimatorWindows, set_windows
-from .host_internals import cross_attention_parts, guider_run_parts, host_attention
+from .host_internals import add_model_bytes, cross_attention_parts, guider_run_parts, host_attention
 
 WRAPPER_KEY = "stableanimator"
 POSE_FEATURES = "stableanimator_pose_features"
@@ -146,7 +146,7 @@ def apply_stableanimator(model, animator, id_strength: float = 1.0, pose_strengt
     # ComfyUI sizes a MODEL by its module tree without object patches: count the adapter's layers too, so that
     # load_models_gpu frees (or partially loads) for all of it. The layers themselves load, offload and cast with
     # the UNet, since the patched tree holds them while the MODEL is loaded.
-    m.size = m.model_size() + sum(w.numel() * w.element_size() for kv in animator.id_adapter.values() for w in kv.values())
+    add_model_bytes(m, sum(w.numel() * w.element_size() for kv in animator.id_adapter.values() for w in kv.values()))
     m.set_model_input_block_patch(PoseInjection())
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY,
                            pose_wrapper(animator.pose_net, pose_strength))

@@ -20,7 +20,7 @@ from comfy_api.latest import io
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.sampling.windows import cfg_scales, periodic_noise
 from .context_windows import window_length
-from .validation import check_inputs, known, require_finite
+from .validation import check_inputs, known, node_name, require_finite
 from .vae_tiling import decode_video, tiling_problem
 
 CATEGORY = "StableAnimator"
@@ -181,7 +181,7 @@ class StableAnimatorDecode(io.ComfyNode):
     def execute(cls, vae, latent, chunk, tile=0, tile_overlap=64) -> io.NodeOutput:
         samples = require_finite(cls, "latent", latent["samples"], kind="LATENT")
         if tiling_problem(tile, tile_overlap):
-            raise StableAnimatorError(tiling_problem(tile, tile_overlap))
+            raise StableAnimatorError(f"{node_name(cls)}: {tiling_problem(tile, tile_overlap)}")
         pbar = comfy.utils.ProgressBar(samples.shape[0])
         return io.NodeOutput(decode_video(vae, samples, chunk, tile, tile_overlap,
                                           on_clip=lambda done: pbar.update_absolute(done, samples.shape[0])))

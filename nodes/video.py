@@ -1,6 +1,5 @@
 """Video Frames: a core VIDEO (Load Video) read as frames at the working size and a chosen frame rate, with its
 audio cut to the same span. The decoding lives in stableanimator_core/video; this is the ComfyUI side."""
-import logging
 
 import torch
 from comfy_api.latest import io
@@ -12,7 +11,6 @@ from .images import FIT_OPTIONS, fit_key, validate_size
 from .validation import check_inputs, known
 
 CATEGORY = "StableAnimator"
-log = logging.getLogger("StableAnimator")
 
 
 def _stream_source(video):
@@ -72,7 +70,8 @@ class StableAnimatorVideoFrames(io.ComfyNode):
             outputs=[
                 io.Image.Output(display_name="frames", tooltip="The frames at the working size."),
                 io.Float.Output(display_name="fps", tooltip="The frame rate of the frames: link it to Create "
-                                                            "Video's fps (and to Conditioning's fps if you wish)."),
+                                                            "Video's fps. (Conditioning's fps is the official "
+                                                            "motion value 7, not this rate.)"),
                 io.Audio.Output(display_name="audio",
                                 tooltip="The clip's audio over exactly the returned frames (silence of that "
                                         "length when the clip has none): link it to Create Video's audio."),
@@ -113,13 +112,9 @@ class StableAnimatorVideoFrames(io.ComfyNode):
             comp = video.get_components()
             audio = comp.audio
             wave_in = audio["waveform"][0].float().cpu().numpy() if audio is not None else None
-            sr = int(audio["sample_rate"]) if audio is not None else 44100
-            frames, rate, wave = resample_tensor(comp.images, comp.frame_rate, wave_in, sr, width, height, size,
-                                                 fit_key(fit), fps, start_time, duration, frame_cap)
-            if wave is None:
-                import numpy as np
-                wave = np.zeros((1, int(round(frames.shape[0] / rate * sr))), np.float32)
-                log.warning("StableAnimator Video Frames: the video has no audio: the audio output is silence")
+            sr_in = int(audio["sample_rate"]) if audio is not None else 0
+            frames, rate, wave, sr = resample_tensor(comp.images, comp.frame_rate, wave_in, sr_in, width, height,
+                                                     size, fit_key(fit), fps, start_time, duration, frame_cap)
         audio_out = {"waveform": torch.from_numpy(wave).unsqueeze(0), "sample_rate": int(sr)}
         return io.NodeOutput(frames, float(rate), audio_out, int(frames.shape[0]), int(frames.shape[2]),
                              int(frames.shape[1]))

@@ -284,7 +284,9 @@ def hjb_workflow(info) -> Workflow:
     ]
     links += [("align", "pose_keypoint", "boxes", "pose_keypoint"), ("render", "width", "boxes", "width"),
               ("render", "height", "boxes", "height"),
-              ("loader", "VAE", "hjb", "vae"), ("arcface", "arcface", "hjb", "arcface"), ("reference", "images", "hjb", "reference"),
+              ("loader", "VAE", "hjb", "vae"), ("arcface", "arcface", "hjb", "arcface"),
+              # the photo Face Embed saw: its face box is in that image (the official HJB crops the native-size photo)
+              ("photo", "IMAGE", "hjb", "reference"),
               ("face_embed", "face_embed", "hjb", "reference_face"), ("boxes", "masks", "hjb", "face_masks"),
               ("face_loader", "face_analysis", "embed_out", "face_analysis"), ("decode", "IMAGE", "embed_out", "images"),
               ("face_embed", "face_embed", "similarity", "reference"), ("embed_out", "face_embed", "similarity", "frames"),

@@ -127,14 +127,14 @@ def main() -> int:
              if img.get("type") == "output"]
     for f in files:
         print(f"[demo] wrote {f}")
-    videos = [f for f in files if f.suffix == ".mp4"]
-    for f in videos:
-        print(f"[demo] {f.name}: {describe(f)}")
+    videos = {f: describe(f) for f in files if f.suffix == ".mp4"}
+    for f, what in videos.items():
+        print(f"[demo] {f.name}: {what}")
     if random:
         print("[demo] identity plot: written only with the real antelopev2 files (the random stand-in detector finds "
               "no face in the noise the random weights generate)")
     print(f"[demo] output folder: {out}")
-    return 0 if videos and all("audio aac" in describe(f) for f in videos) else 1
+    return 0 if videos and all("audio aac" in what for what in videos.values()) else 1
 
 
 def describe(path: Path) -> str:
@@ -147,7 +147,6 @@ def describe(path: Path) -> str:
                 n = sum(1 for _ in c.decode(s))
                 parts.append(f"video {s.codec_context.name} {s.codec_context.width}x{s.codec_context.height}, "
                              f"{n} frames at {float(s.average_rate):g} fps")
-        c.seek(0)
     with av.open(str(path)) as c:
         for s in c.streams:
             if s.type == "audio":

@@ -120,7 +120,7 @@ def test_corrupt_header(host):
 
 def test_corrupt_mp4_stops_with_where_it_broke(host):
     expect_error(host, video_prompt("vid_corrupt.mp4"), "vid_corrupt.mp4 is damaged: decoding stopped after",
-                 "Set duration to end before that point", title="an mp4 with garbage in the middle")
+                 "Make the span end before that point (start_time + duration)", title="an mp4 with garbage in the middle")
     out, _ = expect_runs(host, video_prompt("vid_corrupt.mp4", duration=0.5), "the same mp4 up to 0.5 s (the fix)")
     assert frames_of(out)[0] == 15
 

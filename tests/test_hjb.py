@@ -327,3 +327,18 @@ def test_reference_identity_from_inputs(mods, pack, arcface):
     embed.found[0] = False
     with pytest.raises(Exception, match="no face was found"):
         support.reference_identity_from_inputs(patcher.model, image, embed)
+
+
+def test_reference_box_of_another_shape_warns(mods, pack, caplog):
+    """Face Embed's box is in the image it saw: a reference of the same shape at another size is rescaled
+    silently; one of another shape (a cropped or padded copy) is rescaled as if stretched, and the log says to
+    link the photo Face Embed saw."""
+    _, support = mods
+    face_analysis = importlib.import_module(pack.__name__ + ".stableanimator_core.face.face_analysis")
+    embed = face_analysis.FaceEmbedding(embedding=torch.zeros(1, 512), boxes=torch.tensor([[40.0, 20.0, 80.0, 60.0]]),
+                                        landmarks=torch.zeros(1, 5, 2), found=torch.tensor([True]), image_size=(100, 120))
+    with caplog.at_level("WARNING", logger="StableAnimator"):
+        assert support.reference_box(torch.zeros(1, 50, 60, 3), embed).tolist() == [20, 10, 39, 29]
+        assert not caplog.records
+        assert support.reference_box(torch.zeros(1, 64, 40, 3), embed).tolist() == [13, 12, 26, 38]
+    assert "Link the photo Face Embed saw to HJB's reference" in caplog.text

@@ -183,3 +183,38 @@ def test_vae_clip_decoder_is_vae_decode_of_the_clip(internals):
         first_stage_model = vae.first_stage_model
     with pytest.raises(Exception, match="changed an internal StableAnimator relies on.*vae_dtype"):
         internals.vae_clip_decoder(Changed())
+
+
+def test_model_size_and_compute_dtype(internals, monkeypatch):
+    """The ID adapter's bytes reach ComfyUI's memory estimate through model_size()'s cache; the compute dtype of
+    fp8 storage is the model's cast dtype. A ModelPatcher that stops using its cache, or a BaseModel without
+    manual_cast_dtype, is named instead of silently mis-sized."""
+    import comfy.model_management
+    import comfy.model_patcher
+    net = torch.nn.Linear(4, 4)
+    patcher = comfy.model_patcher.ModelPatcher(net, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
+    before = patcher.model_size()
+    assert before == comfy.model_management.module_size(net)
+    internals.add_model_bytes(patcher, 1000)
+    assert patcher.model_size() == before + 1000
+    assert patcher.clone().model_size() == before + 1000   # clones (MODEL patches downstream) keep the count
+    monkeypatch.setattr(comfy.model_patcher.ModelPatcher, "model_size",
+                        lambda self: comfy.model_management.module_size(self.model))
+    with pytest.raises(Exception, match="changed an internal StableAnimator relies on.*model_size"):
+        internals.add_model_bytes(comfy.model_patcher.ModelPatcher(net, load_device=torch.device("cpu"),
+                                                                   offload_device=torch.device("cpu")), 10)
+
+    class Model(torch.nn.Module):
+        manual_cast_dtype = torch.float16
+
+        def get_dtype(self):
+            return torch.float8_e4m3fn
+
+    class Holder:
+        model = Model()
+    assert internals.compute_dtype(Holder()) == torch.float16
+    Holder.model.manual_cast_dtype = None
+    assert internals.compute_dtype(Holder()) == torch.float8_e4m3fn
+    Holder.model = torch.nn.Linear(1, 1)
+    with pytest.raises(Exception, match="changed an internal StableAnimator relies on.*manual_cast_dtype"):
+        internals.compute_dtype(Holder())

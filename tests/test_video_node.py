@@ -26,6 +26,11 @@ def test_video_from_components_is_resampled_and_cut(pack):
     follow = node.execute(video=video, width=512, height=512, size="follow video aspect", fit="crop", fps=0.0,
                           start_time=0.0, duration=0.0, frame_cap=5).result
     assert follow[0].shape == (5, 320, 512, 3) and follow[1] == 30.0     # 80x48 -> 512x307 -> 512x320
+    silent = VideoFromComponents(VideoComponents(images=images, audio=None, frame_rate=Fraction(30)))
+    _, _, audio, n, _, _ = node.execute(video=silent, width=64, height=64, size="width x height", fit="pad",
+                                        fps=10.0, start_time=0.2, duration=0.0, frame_cap=0).result
+    assert n == 8 and audio["sample_rate"] == 44100 and audio["waveform"].shape == (1, 1, 35280)   # 0.8 s
+    assert not audio["waveform"].any()
 
 
 def test_progress_bar_counts_the_frames(pack, tmp_path, monkeypatch):
@@ -39,3 +44,7 @@ def test_progress_bar_counts_the_frames(pack, tmp_path, monkeypatch):
                        start_time=0.0, duration=0.0, frame_cap=0).result
     assert out[3] == 10
     assert seen and seen[-1] == (10, 10) and len(seen) == 10
+    seen.clear()    # a cap above what the clip holds: the bar still ends full
+    out = node.execute(video=source, width=64, height=64, size="width x height", fit="pad", fps=10.0,
+                       start_time=0.0, duration=0.0, frame_cap=500).result
+    assert out[3] == 10 and seen[-1] == (10, 10), seen[-3:]

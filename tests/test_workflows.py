@@ -237,6 +237,16 @@ def test_driving_workflows_read_a_video_and_keep_the_photo_undistorted():
         assert save["widgets_values"][1:] == ["mp4", "h264"], save["widgets_values"]
 
 
+
+def test_hjb_reference_is_the_image_face_embed_saw():
+    """HJB crops the reference at Face Embed's box, which is in the image Face Embed saw: the photo as loaded, not
+    the cropped copy Conditioning gets (that box would land beside the face)."""
+    wf = load(REPO / "workflows" / "stableanimator_hjb_identity.json")
+    hjb = nodes_of(wf, "StableAnimatorHJB")[0]
+    embed, _ = source_of(wf, hjb, "reference_face")
+    assert source_of(wf, hjb, "reference") == source_of(wf, embed, "images")
+    assert source_of(wf, hjb, "reference")[0]["type"] == "LoadImage"
+
 # -------------------------------------------------------------------------------------------------------------
 # End-to-end runs
 

@@ -56,8 +56,8 @@ def _decoded(container, vs, source, origin):
     except av.FFmpegError as e:
         where = f"after {last:.2f} s" if last is not None else "at its first frame"
         raise StableAnimatorError(
-            f"{name_of(source)} is damaged: decoding stopped {where} ({e.strerror or e}). Set duration to end "
-            f"before that point, or {FIX_FILE}") from e
+            f"{name_of(source)} is damaged: decoding stopped {where} of the clip ({e.strerror or e}). Make the "
+            f"span end before that point (start_time + duration), or {FIX_FILE}") from e
 
 
 def read_frames(source, info, width: int, height: int, fit: str, rate: float, start: float, end: float | None,
@@ -66,9 +66,9 @@ def read_frames(source, info, width: int, height: int, fit: str, rate: float, st
     k < cap (0: no cap), as a float32 (n, height, width, 3) tensor in [0, 1]; also the clip time where decoding
     ended (the last decoded frame's end). progress(done, total or None) is called per output frame."""
     convert = _Converter(info, width, height, fit)
-    total = sample_times(start, rate, end, cap)
-    if total is None and info.duration:
-        total = sample_times(start, rate, info.duration, cap)
+    # the bar's total: the span as asked, cut at the clip's end when that is known
+    known_end = min(end, info.duration) if end is not None and info.duration else (end or info.duration or None)
+    total = sample_times(start, rate, known_end, cap)
     eps = min(1e-3, 0.25 / rate)
     out: list[np.ndarray] = []
 

@@ -12,7 +12,7 @@ from ..errors import StableAnimatorError
 from ..image_ops import FITS, check_size, resize_fit
 from .audio import read_audio
 from .clip import ClipInfo, follow_aspect, name_of, open_clip, probe
-from .frames import read_frames
+from .frames import read_frames, sample_times
 
 log = logging.getLogger("StableAnimator")
 
@@ -96,14 +96,14 @@ def read_video(source, width: int = 512, height: int = 512, size: str = SIZES[0]
     length = frames.shape[0] / rate
     if end is not None and end > ended + 1e-3 and (not frame_cap or frames.shape[0] < frame_cap):
         notes.append(f"{name} ends at {ended:.2f} s, before the requested end ({end:g} s): "
-                     f"{frames.shape[0]} frames instead of {math.ceil(duration * rate - 1e-6)}")
+                     f"{frames.shape[0]} frames instead of {sample_times(start_time, rate, end, frame_cap)}")
     elif end is None and info.duration and ended < info.duration - 0.5:
         notes.append(f"{name} says it lasts {info.duration:.2f} s but its frames end at {ended:.2f} s: "
                      f"the file may be cut short")
-    audio = read_audio(source, info, start_time, length)
+    audio = read_audio(source, info, start_time, length) if info.has_audio else None
     if audio is None:
         notes.append(f"{name} has no audio: the audio output is {length:.2f} s of silence")
-        waveform, sr, has_audio = np.zeros((1, int(round(length * SILENT_RATE))), np.float32), SILENT_RATE, False
+        waveform, sr, has_audio = silence(length), SILENT_RATE, False
     else:
         (waveform, sr), has_audio = audio, True
     for note in notes:
@@ -111,27 +111,33 @@ def read_video(source, width: int = 512, height: int = 512, size: str = SIZES[0]
     return VideoRead(frames, rate, waveform, sr, has_audio, info, notes)
 
 
+def silence(seconds: float) -> np.ndarray:
+    """The audio of a clip without sound: mono silence of that length, so Create Video still gets a track."""
+    return np.zeros((1, int(round(seconds * SILENT_RATE))), np.float32)
+
+
 def resample_tensor(images: torch.Tensor, rate_in: float, waveform, sample_rate, width, height, size, fit,
-                    fps, start_time, duration, frame_cap) -> tuple[torch.Tensor, float, np.ndarray | None]:
-    """The same selection for a VIDEO that is already frames in memory (core Create Video's output)."""
+                    fps, start_time, duration, frame_cap) -> tuple[torch.Tensor, float, np.ndarray, int]:
+    """The same selection for a VIDEO that is already frames in memory (core Create Video's output): frames,
+    their rate, the audio over them and its sample rate (silence when the video has none)."""
     info = ClipInfo(images.shape[2], images.shape[1], rate_in, images.shape[0] / float(rate_in), 0.0, 0,
                     waveform is not None)
     check_request(info, "the video", fps, start_time, duration, frame_cap)
     w, h = working_size(info, width, height, size)
     rate = fps or float(rate_in)
     end = min(start_time + duration, info.duration) if duration else info.duration
-    n = max(0, math.ceil((end - start_time) * rate - 1e-6))
-    n = min(n, frame_cap) if frame_cap else n
+    n = sample_times(start_time, rate, end, frame_cap)
     idx = [min(images.shape[0] - 1, int(math.floor((start_time + k / rate) * float(rate_in) + 1e-3)))
            for k in range(n)]
     if not idx:
         raise StableAnimatorError("the video has no frames in the requested span; lower start_time")
     frames = torch.cat([resize_fit(images[idx[i:i + 16], ..., :3].float(), w, h, fit, "bicubic")
                         for i in range(0, n, 16)])
-    wave = None
-    if waveform is not None:
-        first, count = int(round(start_time * sample_rate)), int(round(n / rate * sample_rate))
-        wave = np.zeros((waveform.shape[0], count), np.float32)
-        part = np.asarray(waveform[:, first:first + count], np.float32)
-        wave[:, :part.shape[1]] = part
-    return frames, rate, wave
+    if waveform is None:
+        log.warning("StableAnimator Video Frames: the video has no audio: the audio output is silence")
+        return frames, rate, silence(n / rate), SILENT_RATE
+    first, count = int(round(start_time * sample_rate)), int(round(n / rate * sample_rate))
+    wave = np.zeros((waveform.shape[0], count), np.float32)
+    part = np.asarray(waveform[:, first:first + count], np.float32)
+    wave[:, :part.shape[1]] = part
+    return frames, rate, wave, int(sample_rate)
