@@ -6,6 +6,8 @@ or guidance node see the fused whole video, exactly as the official loop applies
 The schedule (frame 0 in every window, stride window - overlap) and the triangular fusion weights come from
 stableanimator_core.sampling.windows.
 """
+import logging
+
 import torch
 
 import comfy.context_windows as cw
@@ -13,6 +15,8 @@ import comfy.context_windows as cw
 from ..stableanimator_core.errors import StableAnimatorError
 from ..stableanimator_core.sampling.windows import triangle_weights, window_indices, window_problem
 from .host_internals import cond_with, core_set_step_handles_video, core_slices_frame_conds, record_step, run_sigmas
+
+log = logging.getLogger("StableAnimator")
 
 
 def official_schedule(frames: int, handler: cw.IndexListContextHandler, model_options: dict) -> list[list[int]]:
@@ -79,6 +83,13 @@ def slice_frame_conds(resized: list, frames: int, window, device=None) -> list:
 def set_windows(model, window: int, overlap: int) -> None:
     """Install the official windows on a (cloned) ModelPatcher, with core's wrapper that sizes the memory
     ComfyUI frees for one window rather than the whole video."""
+    earlier = model.model_options.get("context_handler")
+    if earlier is not None and not isinstance(earlier, StableAnimatorWindows):
+        # a context-window node before Apply: its windows would not hold frame 0, so Apply's take their place
+        log.warning("StableAnimator Apply Animator: the MODEL came with another node's context windows (%s, e.g. "
+                    "Context Windows (Manual)); Apply Animator replaces them with its own (window %d, overlap %d). "
+                    "Set the window and overlap on Apply Animator and remove that node.",
+                    type(earlier).__name__, window, overlap)
     model.model_options["context_handler"] = StableAnimatorWindows(window, overlap)
     cw.create_prepare_sampling_wrapper(model)
 

@@ -246,6 +246,23 @@ def test_windows_are_set_by_apply_and_sized_for_memory(mods, pipeline):
         mods[1].StableAnimatorWindows(16, 16)
 
 
+def test_windows_set_before_apply_are_replaced_with_a_warning(mods, pipeline, caplog):
+    """Core Context Windows (Manual) placed before Apply: Apply's official windows take their place, and the log
+    says so (the other order is refused at run start)."""
+    import comfy.context_windows as cw
+    model = pipeline[0].clone()
+    model.model_options["context_handler"] = cw.IndexListContextHandler(cw.get_matching_context_schedule(
+        cw.ContextSchedules.STATIC_STANDARD), cw.get_matching_fuse_method(cw.ContextFuseMethods.PYRAMID), 8, 2)
+    with caplog.at_level("WARNING", logger="StableAnimator"):
+        mods[1].set_windows(model, 12, 3)
+        handler = model.model_options["context_handler"]
+        assert isinstance(handler, mods[1].StableAnimatorWindows) and handler.context_length == 12
+        assert "replaces them with its own (window 12, overlap 3)" in caplog.text
+        caplog.clear()
+        mods[1].set_windows(model, 16, 4)    # Apply's own windows replaced by a second Apply: nothing to say
+        assert not caplog.records
+
+
 def test_latent_that_does_not_match_the_conditioning_is_refused(mods, pipeline):
     import nodes
     model, positive, negative, latent, _ = pipeline
