@@ -10,26 +10,6 @@ FRAMES, H, W = 2, 64, 64
 SIGMA = 5.0
 
 
-class ScaledIDProcessor(OfficialIDProcessor):
-    """The official ID attention with its face branch multiplied by `scale` (written out again, not the pack's)."""
-
-    def __init__(self, official, scale):
-        super().__init__(official.id_to_k, official.id_to_v)
-        self.scale = scale
-
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kw):
-        from fixtures.official_reference import NUM_FACE_TOKENS, heads_attention
-        end = encoder_hidden_states.shape[1] - NUM_FACE_TOKENS
-        image, face = encoder_hidden_states[:, :end], encoder_hidden_states[:, end:]
-        q = attn.to_q(hidden_states)
-        h = heads_attention(q, attn.to_k(image), attn.to_v(image), attn.heads)
-        h_id = heads_attention(q, face @ self.id_to_k.T, face @ self.id_to_v.T, attn.heads)
-        mu, sd = h.mean(dim=(1, 2), keepdim=True), h.std(dim=(1, 2), keepdim=True)
-        mu_id, sd_id = h_id.mean(dim=(1, 2), keepdim=True), h_id.std(dim=(1, 2), keepdim=True)
-        h = h + self.scale * ((h_id - mu_id) * sd / (sd_id + 1e-5) + mu)
-        return attn.to_out[1](attn.to_out[0](h))
-
-
 @pytest.fixture(scope="module")
 def setup(pack, tmp_path_factory):
     from importlib import import_module
@@ -60,7 +40,7 @@ def pack_cond_x0(model, positive, negative, latent, noise):
 def official_cond_x0(ref, x, id_strength, pose_strength):
     unet = ref["unet"]
     official = unet.attn_processors
-    scaled = {name: ScaledIDProcessor(p, id_strength) if isinstance(p, OfficialIDProcessor) else p
+    scaled = {name: OfficialIDProcessor(p.id_to_k, p.id_to_v, id_strength) if isinstance(p, OfficialIDProcessor) else p
               for name, p in official.items()}
     unet.set_attn_processor(scaled)
     try:

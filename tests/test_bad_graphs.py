@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 
 from comfy_host import PromptError
 from fixtures import e2e_models as e2e
+from fixtures.catalogue import failed_prompt
 
 pytestmark = [pytest.mark.host, pytest.mark.filterwarnings("ignore::FutureWarning")]
 W, H = 64, 64
@@ -68,10 +69,6 @@ def generation(frames=2, window=16, overlap=4, sampler="pack", prefix="bad_graph
     return prompt
 
 
-def user_message(err: PromptError) -> str:
-    return err.user_message()
-
-
 def failing_node(err: PromptError) -> str | None:
     for kind, data in err.body.get("status", {}).get("messages", []):
         if kind == "execution_error":
@@ -82,18 +79,12 @@ def failing_node(err: PromptError) -> str | None:
 def expect_error(host, prompt, *fragments, title, before_running=False, node=None):
     """The prompt fails with a message holding every fragment; before_running: refused at validation (nothing
     loaded, nothing ran); node: the run stopped at that node."""
-    with pytest.raises(PromptError) as err:
-        host.run(prompt, timeout=600)
-    message = user_message(err.value)
-    print(f"\n[catalogue] {title}\n    {message}")
-    for fragment in fragments:
-        assert fragment.lower() in message.lower(), f"{fragment!r} not in: {message}"
+    err = failed_prompt(host, prompt, *fragments, title=title, before_running=before_running, timeout=600)
     if before_running:
-        assert err.value.body.get("error", {}).get("type") == "prompt_outputs_failed_validation", err.value.body
-        assert set(err.value.body["node_errors"]) == {"8"}, err.value.body   # at Apply Animator
+        assert set(err.body["node_errors"]) == {"8"}, err.body   # at Apply Animator
     if node is not None:
-        assert failing_node(err.value) == node, err.value.body
-    return message
+        assert failing_node(err) == node, err.body
+    return err.user_message()
 
 
 def saved_latent(host, outputs, node="12"):

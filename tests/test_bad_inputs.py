@@ -15,6 +15,7 @@ from PIL import Image
 
 from comfy_host import PromptError
 from fixtures import e2e_models as e2e
+from fixtures.catalogue import failed_prompt
 from fixtures.face_models import paint_face, textured_image
 
 pytestmark = [pytest.mark.host, pytest.mark.filterwarnings("ignore::FutureWarning")]
@@ -90,21 +91,10 @@ def add_generation(prompt, steps=1, prefix="bad_inputs/video"):
     return prompt
 
 
-def user_message(err: PromptError) -> str:
-    return err.user_message()
-
-
 def expect_error(host, prompt, *fragments, title, before_running=False):
     """The prompt fails with a message holding every fragment; before_running: it is refused at validation
     (HTTP 400 with node errors), so no model was loaded and nothing ran."""
-    with pytest.raises(PromptError) as err:
-        host.run(prompt, timeout=300)
-    message = user_message(err.value)
-    print(f"\n[catalogue] {title}\n    {message}")
-    for fragment in fragments:
-        assert fragment.lower() in message.lower(), f"{fragment!r} not in: {message}"
-    if before_running:
-        assert err.value.body.get("error", {}).get("type") == "prompt_outputs_failed_validation", err.value.body
+    message = failed_prompt(host, prompt, *fragments, title=title, before_running=before_running).user_message()
     still_serves(host)
     return message
 
@@ -209,7 +199,7 @@ def test_size_not_multiple_of_64(host, width, height):
     with pytest.raises(PromptError) as err:
         host.queue(base_prompt(width=width, height=height))   # refused before anything runs
     assert err.value.body["error"]["type"] == "prompt_outputs_failed_validation"
-    message = user_message(err.value)
+    message = err.value.user_message()
     print(f"\n[catalogue] size {width}x{height}\n    {message}")
     assert "multiple of 64" in message
     still_serves(host)

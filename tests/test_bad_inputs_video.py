@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-from comfy_host import PromptError
+from fixtures.catalogue import failed_prompt
 from fixtures.video_clips import write_clip
 
 pytestmark = [pytest.mark.host]
@@ -67,17 +67,8 @@ def still_serves(host):
     assert out.exists()
 
 
-def user_message(err: PromptError) -> str:
-    return err.user_message()
-
-
 def expect_error(host, prompt, *fragments, title):
-    with pytest.raises(PromptError) as err:
-        host.run(prompt, timeout=300)
-    message = user_message(err.value)
-    print(f"\n[catalogue] {title}\n    {message}")
-    for fragment in fragments:
-        assert fragment.lower() in message.lower(), f"{fragment!r} not in: {message}"
+    message = failed_prompt(host, prompt, *fragments, title=title).user_message()
     still_serves(host)
     return message
 

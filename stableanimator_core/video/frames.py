@@ -67,8 +67,8 @@ def read_frames(source, info, width: int, height: int, fit: str, rate: float, st
     ended (the last decoded frame's end). progress(done, total or None) is called per output frame."""
     convert = _Converter(info, width, height, fit)
     # the bar's total: the span as asked, cut at the clip's end when that is known
-    known_end = min(end, info.duration) if end is not None and info.duration else (end or info.duration or None)
-    total = sample_times(start, rate, known_end, cap)
+    ends = [e for e in (end, info.duration) if e]
+    total = sample_times(start, rate, min(ends) if ends else None, cap)
     eps = min(1e-3, 0.25 / rate)
     out: list[np.ndarray] = []
 
