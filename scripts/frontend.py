@@ -176,10 +176,20 @@ class Frontend:
         for event in ("dragenter", "dragover", "drop"):
             self.page.dispatch_event("#graph-canvas", event, {"dataTransfer": transfer, **at})
 
-    def open_workflow(self, path: Path) -> None:
-        """Workflow > Open (Ctrl+O) and the file picked in the browser's file dialog."""
-        with self.page.expect_file_chooser(timeout=10_000) as chooser:
-            self.page.keyboard.press("Control+o")
+    def open_workflow(self, path: Path, tries: int = 3) -> None:
+        """Workflow > Open (Ctrl+O) and the file picked in the browser's file dialog. On a busy machine the page
+        can drop the key press while it is still handling the previous load: the user presses it again."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+        for attempt in range(1, tries + 1):
+            try:
+                with self.page.expect_file_chooser(timeout=10_000) as chooser:
+                    self.page.keyboard.press("Control+o")
+                break
+            except PlaywrightTimeout:
+                if attempt == tries:
+                    raise
+                self.page.keyboard.press("Escape")   # whatever held the key: a menu or a dialog left open
+                self.settle()
         chooser.value.set_files(str(path))
 
     # -- reading the graph -----------------------------------------------------------------------------
